@@ -1,0 +1,109 @@
+/**
+ * The contract between the queue engine and the journal. The engine decides *what* happens to a
+ * queue (FIFO order, open reads, expiry, limits, how much to keep in memory); the journal makes it
+ * durable and gives it back after a restart. Nothing here knows about sockets or protocols.
+ *
+ * Semantics the engine relies on:
+ * - Every item has a per-queue sequence number `seq`, strictly increasing in the order of `add`.
+ *   A queue's items, in memory or on disk, are always in `seq` order (an aborted open read goes back
+ *   to its place by `seq`).
+ * - `add` appends an ADD record; `remove(seq)` appends a REMOVE record (a confirmed removal: a
+ *   plain get, a /close, an expiry, a discard). Open reads are *not* journaled as removals until
+ *   confirmed: after any restart, an open-but-unconfirmed item is simply still in the queue.
+ * - Records are batched and written once per event-loop turn (setImmediate), or at once on
+ *   `flushNow()`. `onWritten` runs after the batch has been handed to the OS (write returned);
+ *   `onDurable` after it is fsynced when the sync policy asks for that (group commit: every record
+ *   written while an fsync is in flight shares the next one), else together with onWritten.
+ *   Callbacks run in record order. On a write error every record of the failed batch gets the
+ *   error, the file is cut back to its last good length, and later batches may succeed again.
+ * - Replay returns the live items (added and never removed) in seq order: the first ones in memory
+ *   up to `memoryBudgetBytes`, the rest left on disk and fetched with `readBehind`.
+ */
+
+export interface JournalItem {
+  /** Per-queue sequence number, strictly increasing in add order. */
+  seq: number
+  /** memcached client flags (u32). */
+  flags: number
+  /** Absolute expiry in ms since the epoch; 0 = never. */
+  expiresAt: number
+  /** When the item was first enqueued, ms since the epoch (for the age stat). */
+  addedAt: number
+  data: Buffer
+}
+
+export type SyncPolicy = 'always' | 'never' | number
+
+export type WriteCallback = (err: Error | null) => void
+
+export interface JournalOptions {
+  /** The spool directory. */
+  dir: string
+  /** The queue's name (any string of latin1 chars, i.e. raw key bytes). */
+  queue: string
+  sync: SyncPolicy
+  /** Segment/reset threshold in bytes (DESIGN §8: default 16 MiB). */
+  maxJournalSize: number
+  /** How many bytes of item payload replay may keep in memory before leaving the rest on disk. */
+  memoryBudgetBytes: number
+}
+
+export interface ReplayResult {
+  /** Live items kept in memory, seq order. */
+  items: JournalItem[]
+  /** Live items after `items`, left on disk (read them with readBehind). */
+  diskItems: number
+  diskBytes: number
+  /** The next seq to assign. */
+  nextSeq: number
+  /** Records read, bytes cut from a torn/corrupt tail, and how long replay took. */
+  records: number
+  truncatedBytes: number
+  durationMs: number
+}
+
+export interface JournalStats {
+  fsyncs: number
+  /** Records made durable per fsync, on average. */
+  fsyncBatchAvg: number
+}
+
+export interface QueueJournal {
+  readonly queue: string
+  /** Bytes of this queue's journal files on disk (the `logsize` stat). */
+  readonly sizeOnDisk: number
+  /** Segment rotations / compactions done so far (stats). */
+  readonly rotations: number
+
+  add(item: JournalItem, onWritten: WriteCallback, onDurable: WriteCallback): void
+  remove(seq: number, onWritten?: WriteCallback): void
+  /** Write the pending batch now (synchronously), running its onWritten callbacks. */
+  flushNow(): void
+
+  /**
+   * The engine stopped keeping new items in memory: items with seq >= `fromSeq` are to be read
+   * back from disk. Called at most once until readBehind reports it has caught up.
+   */
+  startReadBehind(fromSeq: number): void
+  /**
+   * Up to about `maxBytes` of the next live items from disk, in order, none with seq > `maxSeq`
+   * (the newest item the engine has seen written). An empty result means read-behind caught up.
+   */
+  readBehind(maxBytes: number, maxSeq: number): JournalItem[]
+
+  /** Drop every item (flush): crash-safely leave an empty journal. */
+  reset(): Promise<void>
+  /** Delete every file of this queue (delete). The journal is unusable afterwards. */
+  destroy(): Promise<void>
+  /** Write and fsync what is pending, close files. */
+  close(): Promise<void>
+}
+
+export interface JournalFactory {
+  /** Queue names that have journal files in `dir` (decoded from file names). */
+  listQueues(dir: string): Promise<string[]>
+  /** Open (creating if needed) and replay one queue's journal. */
+  open(options: JournalOptions): Promise<{ journal: QueueJournal; replay: ReplayResult }>
+  /** Process-wide fsync counters. */
+  stats(): JournalStats
+}

@@ -1,0 +1,136 @@
+/**
+ * The shared frame of a protocol handler: input buffering with one buffer and an offset, discard
+ * mode for oversized payloads, and stopping when the Outbox is full. Each protocol (text, binary)
+ * subclasses it and implements `parseOne`, turning bytes into a command, calling the Session and
+ * encoding replies into the Outbox. The connection owns the socket; the handler never sees it.
+ */
+import type { Session } from '../dispatcher.js'
+import type { Outbox } from './outbox.js'
+
+export interface ProtocolLimits {
+  /** Largest item payload (memcached item_size_max). */
+  maxItemSize: number
+  /** Longest key, options included. */
+  maxKeyLength: number
+  /** Longest text command line without its data block. */
+  maxLineLength: number
+}
+
+export interface ConnectionControl {
+  /** Close the connection after the replies already queued are written. */
+  end(): void
+}
+
+/** What parseOne returns: bytes consumed (> 0), or that more input is needed. */
+export const NEED_MORE = 0
+
+export abstract class ProtocolHandler {
+  private buf: Buffer = Buffer.alloc(0)
+  private start = 0
+  private end = 0
+  /** Bytes still to throw away (the data block of a refused item) before parsing resumes. */
+  private discard = 0
+  /** Size the buffer should reach before parseOne can make progress (a declared payload). */
+  private wanted = 0
+  protected closed = false
+
+  constructor(
+    protected readonly session: Session,
+    protected readonly out: Outbox,
+    protected readonly limits: ProtocolLimits,
+    protected readonly connection: ConnectionControl,
+  ) {}
+
+  /**
+   * Parse one command from buf[start, end) and act on it. Return the bytes consumed, or NEED_MORE.
+   * Call `expect(total)` before returning NEED_MORE when the frame's full size is known, and
+   * `discardNext(n)` to skip n bytes after the consumed ones without buffering them.
+   */
+  protected abstract parseOne(buf: Buffer, start: number, end: number): number
+
+  /** Bytes buffered but not yet parsed. */
+  get buffered(): number {
+    return this.end - this.start
+  }
+
+  /** True while the handler can take more input (the connection pauses the socket otherwise). */
+  get accepting(): boolean {
+    return !this.closed && !this.out.full
+  }
+
+  feed(chunk: Buffer): void {
+    if (this.closed) return
+    let offset = 0
+    if (this.discard > 0) {
+      const skip = Math.min(this.discard, chunk.length)
+      this.discard -= skip
+      offset = skip
+      if (offset === chunk.length) return
+    }
+    this.append(offset === 0 ? chunk : chunk.subarray(offset))
+    this.pump()
+  }
+
+  /** Continue after the outbox drained. */
+  pump(): void {
+    while (!this.closed && this.end > this.start && !this.out.full) {
+      const consumed = this.parseOne(this.buf, this.start, this.end)
+      if (consumed === NEED_MORE) break
+      this.wanted = 0
+      this.start += consumed
+      if (this.discard > 0) {
+        const skip = Math.min(this.discard, this.end - this.start)
+        this.discard -= skip
+        this.start += skip
+      }
+    }
+    if (this.start === this.end) {
+      this.start = this.end = 0
+      // Do not keep a large buffer alive after a big item went through.
+      if (this.buf.length > 65536) this.buf = Buffer.alloc(0)
+    }
+  }
+
+  /** Stop parsing for good (protocol error, quit). */
+  close(): void {
+    this.closed = true
+    this.start = this.end = 0
+    this.buf = Buffer.alloc(0)
+  }
+
+  protected expect(totalBytes: number): void {
+    this.wanted = totalBytes
+  }
+
+  protected discardNext(bytes: number): void {
+    this.discard = bytes
+  }
+
+  private append(chunk: Buffer): void {
+    if (this.start === this.end && this.wanted === 0) {
+      // Common case: nothing pending, parse the chunk in place without copying.
+      this.buf = chunk
+      this.bufOwned = false
+      this.start = 0
+      this.end = chunk.length
+      return
+    }
+    const pending = this.end - this.start
+    const needed = Math.max(pending + chunk.length, this.wanted)
+    if (this.buf.length - this.end >= chunk.length && this.bufOwned) {
+      chunk.copy(this.buf, this.end)
+      this.end += chunk.length
+      return
+    }
+    const next = Buffer.allocUnsafe(Math.max(needed, Math.min(pending * 2, needed + 65536), 4096))
+    this.buf.copy(next, 0, this.start, this.end)
+    chunk.copy(next, pending)
+    this.buf = next
+    this.bufOwned = true
+    this.start = 0
+    this.end = pending + chunk.length
+  }
+
+  /** Whether buf was allocated here (safe to write into) rather than a socket chunk. */
+  private bufOwned = false
+}
