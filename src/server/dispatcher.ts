@@ -12,6 +12,8 @@ import type { GetOptions } from './protocol/keyOptions.js'
 export interface DeliveredItem {
   data: Buffer
   flags: number
+  /** A unique id for `gets` / binary CAS fields (the item's sequence number; never 0). */
+  cas: number
 }
 
 export type Done = (err: StarlingError | null) => void
