@@ -75,6 +75,8 @@ export abstract class ProtocolHandler {
   pump(): void {
     while (!this.closed && this.end > this.start && !this.out.full) {
       const consumed = this.parseOne(this.buf, this.start, this.end)
+      // parseOne may have closed the handler (quit, protocol error): the buffer is gone.
+      if (this.closed) return
       if (consumed === NEED_MORE) break
       this.wanted = 0
       this.start += consumed
