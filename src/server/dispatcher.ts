@@ -55,3 +55,149 @@ export interface Session {
   /** Connection closed: abort open reads, cancel waiters. Idempotent. */
   close(): void
 }
+
+// -------------------------------------------------------------------------------------------------
+// The implementation: one Dispatcher per server, one DispatcherSession per connection.
+
+import { scryptSync, timingSafeEqual } from 'node:crypto'
+import type { AuthConfig } from './config.js'
+import { StarlingError as EngineError } from './errors.js'
+import { Consumer } from './engine/consumer.js'
+import { expiresAtFromExptime } from './engine/item.js'
+import type { QueueCollection } from './engine/queueCollection.js'
+import { queueStatPairs, statPairs, type StatsSources } from './stats.js'
+
+export interface DispatcherOptions {
+  collection: QueueCollection
+  stats: StatsSources
+  version: string
+  auth: AuthConfig | null
+  enableFlushAll: boolean
+  enableShutdown: boolean
+  /** Begin a clean shutdown (the `shutdown` command, when enabled). */
+  requestShutdown: () => void
+  /** Change the log level (`verbosity`). */
+  setVerbosity: (level: number) => void
+}
+
+/** Check a password against a plain value or `scrypt$<salt-hex>$<hash-hex>`. */
+export function passwordMatches(stored: string, given: string): boolean {
+  const parts = stored.split('$')
+  if (parts.length === 3 && parts[0] === 'scrypt') {
+    const salt = Buffer.from(parts[1]!, 'hex')
+    const expected = Buffer.from(parts[2]!, 'hex')
+    if (expected.length === 0) return false
+    const actual = scryptSync(given, salt, expected.length)
+    return timingSafeEqual(actual, expected)
+  }
+  const a = Buffer.from(stored)
+  const b = Buffer.from(given)
+  return a.length === b.length && timingSafeEqual(a, b)
+}
+
+export class Dispatcher {
+  constructor(readonly options: DispatcherOptions) {}
+
+  createSession(): Session {
+    return new DispatcherSession(this.options)
+  }
+}
+
+class DispatcherSession implements Session {
+  private readonly consumer = new Consumer()
+  private authed = false
+  private closed = false
+
+  constructor(private readonly o: DispatcherOptions) {}
+
+  set(queue: string, flags: number, exptime: number, data: Buffer, done: Done): void {
+    if (this.closed) return done(new EngineError('SHUTTING_DOWN', 'connection closed'))
+    this.o.collection.set(queue, data, flags >>> 0, expiresAtFromExptime(exptime, Date.now()), done)
+  }
+
+  get(queue: string, options: GetOptions, done: GetDone): void {
+    if (this.closed) return done(null, null)
+    this.o.collection.get(queue, this.consumer, options, (err, item) => {
+      if (err || !item) return done(err, null)
+      done(null, { data: item.data, flags: item.flags, cas: item.seq })
+    })
+  }
+
+  delete(queue: string, done: (err: EngineError | null, existed: boolean) => void): void {
+    this.o.collection.delete(queue, done)
+  }
+
+  flush(queue: string, done: Done): void {
+    this.o.collection.flush(queue, done)
+  }
+
+  flushAll(done: Done): void {
+    if (!this.o.enableFlushAll) return done(null)
+    this.o.collection.flushAll(done)
+  }
+
+  stats(): Array<[string, string]> {
+    return statPairs(this.o.stats)
+  }
+
+  queueStats(queue: string): Array<[string, string]> | null {
+    const q = this.o.collection.peekQueue(queue)
+    return q ? queueStatPairs(q) : null
+  }
+
+  version(): string {
+    return this.o.version
+  }
+
+  verbosity(level: number): void {
+    this.o.setVerbosity(level)
+  }
+
+  shutdown(): boolean {
+    if (!this.o.enableShutdown) return false
+    setImmediate(this.o.requestShutdown)
+    return true
+  }
+
+  get authRequired(): boolean {
+    return this.o.auth !== null
+  }
+
+  get authenticated(): boolean {
+    return this.o.auth === null || this.authed
+  }
+
+  get textAllowedUnauthenticated(): boolean {
+    return this.o.auth?.allowTextUnauthenticated ?? true
+  }
+
+  saslMechanisms(): string[] {
+    return ['PLAIN']
+  }
+
+  authenticate(mechanism: string, payload: Buffer): boolean {
+    const auth = this.o.auth
+    if (!auth) return true
+    if (mechanism.toUpperCase() !== 'PLAIN') return false
+    // RFC 4616: [authzid] NUL authcid NUL passwd
+    const first = payload.indexOf(0)
+    const second = first < 0 ? -1 : payload.indexOf(0, first + 1)
+    if (second < 0) return false
+    const user = payload.subarray(first + 1, second).toString('utf8')
+    const password = payload.subarray(second + 1).toString('utf8')
+    const stored = Object.prototype.hasOwnProperty.call(auth.users, user) ? auth.users[user] : undefined
+    this.authed = stored !== undefined && passwordMatches(stored, password)
+    return this.authed
+  }
+
+  countBytes(read: number, written: number): void {
+    this.o.stats.server.bytesRead += read
+    this.o.stats.server.bytesWritten += written
+  }
+
+  close(): void {
+    if (this.closed) return
+    this.closed = true
+    this.consumer.release()
+  }
+}

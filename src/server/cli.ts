@@ -1,0 +1,194 @@
+/**
+ * `starling [options]`: Starling's flags (-h is the host, so help is --help / -?), a YAML config
+ * under `starling:`, flags over file. Configuration errors are one line and exit status 1.
+ */
+import { spawn } from 'node:child_process'
+import { existsSync, openSync, readFileSync, unlinkSync, writeFileSync } from 'node:fs'
+import yargs from 'yargs'
+import { ConfigError } from './errors.js'
+import { DEFAULT_DAEMON_PID_FILE, defaultConfig, loadConfigFile, type ServerConfig } from './config.js'
+import { createLogger, levelForVerbosity, type Logger } from './logger.js'
+import { StarlingServer } from './server.js'
+import { VERSION } from './version.js'
+
+interface Flags {
+  config?: string
+  queue_path?: string
+  host?: string
+  port?: number
+  d?: boolean
+  pid?: string
+  user?: string
+  group?: string
+  log?: string
+  syslog?: string
+  v?: number
+  timeout?: number
+  version?: boolean
+  help?: boolean
+  daemonized?: boolean
+}
+
+function parser(argv: string[]) {
+  return yargs(argv)
+    .scriptName('starling')
+    .usage('Usage: starling [options]\n\nA durable queue server speaking the memcached protocols.')
+    .help(false)
+    .version(false)
+    .strict()
+    .exitProcess(false)
+    .fail((msg, err) => {
+      throw new ConfigError(msg ?? err?.message ?? 'bad arguments')
+    })
+    .option('config', { alias: 'f', type: 'string', describe: 'YAML config file (settings under starling:)' })
+    .option('queue_path', { alias: 'q', type: 'string', describe: 'spool directory [./spool]' })
+    .option('host', { alias: 'h', type: 'string', describe: 'listen address [127.0.0.1]' })
+    .option('port', { alias: 'p', type: 'number', describe: 'TCP port [22122]' })
+    .option('d', { type: 'boolean', describe: 'run as a daemon (detach, write a pid file)' })
+    .option('pid', { alias: 'P', type: 'string', describe: `pid file [${DEFAULT_DAEMON_PID_FILE} with -d]` })
+    .option('user', { alias: 'u', type: 'string', describe: 'user to run as after binding' })
+    .option('group', { alias: 'g', type: 'string', describe: 'group to run as after binding' })
+    .option('log', { alias: 'L', type: 'string', describe: 'log file (pino JSON lines) [stderr]' })
+    .option('syslog', { alias: 'l', type: 'string', describe: 'syslog channel (accepted for compatibility)' })
+    .option('v', { type: 'count', describe: 'more verbose (repeatable)' })
+    .option('timeout', { alias: 't', type: 'number', describe: 'disconnect idle clients after SECONDS; 0 disables [0]' })
+    .option('version', { alias: 'V', type: 'boolean', describe: 'print the version' })
+    .option('help', { alias: '?', type: 'boolean', describe: 'show this help' })
+    .option('daemonized', { type: 'boolean', hidden: true })
+}
+
+function checkInt(name: string, v: number | undefined, min: number, max: number): number | undefined {
+  if (v === undefined) return undefined
+  if (!Number.isInteger(v) || v < min || v > max) throw new ConfigError(`option --${name} must be an integer from ${min} to ${max}`)
+  return v
+}
+
+/** Build the effective configuration: defaults, then the file, then flags. */
+export function resolveConfig(flags: Flags): ServerConfig {
+  const config = flags.config ? loadConfigFile(flags.config) : defaultConfig()
+  if (flags.queue_path !== undefined) config.queuePath = flags.queue_path
+  if (flags.host !== undefined) config.host = flags.host
+  const port = checkInt('port', flags.port, 0, 65535)
+  if (port !== undefined) config.port = port
+  if (flags.d) config.daemonize = true
+  if (flags.pid !== undefined) config.pidFile = flags.pid
+  if (flags.user !== undefined) config.user = flags.user
+  if (flags.group !== undefined) config.group = flags.group
+  if (flags.log !== undefined) config.logFile = flags.log
+  if (flags.syslog !== undefined) config.syslogChannel = flags.syslog
+  const timeout = checkInt('timeout', flags.timeout, 0, 86400 * 365)
+  if (timeout !== undefined) config.timeoutSec = timeout
+  config.logLevel = levelForVerbosity(config.logLevel, flags.v ?? 0)
+  if (config.daemonize && config.pidFile === null) config.pidFile = DEFAULT_DAEMON_PID_FILE
+  return config
+}
+
+/** Detach: start ourselves again without -d, wait until the child has written its pid file. */
+async function daemonize(argv: string[], config: ServerConfig): Promise<number> {
+  const args = argv.filter((a) => a !== '-d' && a !== '--d')
+  const log = config.logFile ? openSync(config.logFile, 'a') : 'ignore'
+  const child = spawn(process.execPath, [process.argv[1]!, ...args, '--daemonized', '-P', config.pidFile!], {
+    detached: true,
+    stdio: ['ignore', log, log],
+  })
+  child.unref()
+  const deadline = Date.now() + 30_000
+  while (Date.now() < deadline) {
+    if (child.exitCode !== null) {
+      process.stderr.write(`starling: daemon exited with status ${child.exitCode} during start-up\n`)
+      return 1
+    }
+    if (existsSync(config.pidFile!) && readFileSync(config.pidFile!, 'utf8').trim() === String(child.pid)) return 0
+    await new Promise((r) => setTimeout(r, 50))
+  }
+  process.stderr.write('starling: daemon did not start within 30 s\n')
+  return 1
+}
+
+function dropPrivileges(config: ServerConfig): void {
+  try {
+    if (config.group) process.setgid!(config.group)
+    if (config.user) process.setuid!(config.user)
+  } catch (err) {
+    throw new ConfigError(`cannot switch to user/group ${config.user ?? ''}:${config.group ?? ''}: ${(err as Error).message}`)
+  }
+}
+
+/** Run the CLI. Resolves with the exit status when the server has stopped (or at once on error). */
+export async function runCli(argv: string[]): Promise<number> {
+  let flags: Flags
+  let config: ServerConfig
+  try {
+    const y = parser(argv)
+    flags = (await y.parseAsync()) as Flags
+    if (flags.help) {
+      process.stdout.write((await y.getHelp()) + '\n')
+      return 0
+    }
+    if (flags.version) {
+      process.stdout.write(`starling ${VERSION}\n`)
+      return 0
+    }
+    config = resolveConfig(flags)
+  } catch (err) {
+    return fail(err)
+  }
+  if (config.daemonize && !flags.daemonized) return daemonize(argv, config)
+
+  let log: Logger
+  try {
+    log = createLogger(config.logLevel, config.logFile)
+  } catch (err) {
+    return fail(new ConfigError(`cannot open log file ${config.logFile}: ${(err as Error).message}`))
+  }
+  const server = new StarlingServer(config, log, () => void shutdown('shutdown command'))
+  let resolveExit: (code: number) => void = () => {}
+  const exited = new Promise<number>((r) => (resolveExit = r))
+  let stopping = false
+  const shutdown = async (reason: string): Promise<void> => {
+    if (stopping) return
+    stopping = true
+    log.info({ reason }, 'shutting down')
+    await server.stop()
+    if (config.pidFile) {
+      try {
+        unlinkSync(config.pidFile)
+      } catch {
+        /* already gone */
+      }
+    }
+    log.info({}, 'stopped')
+    resolveExit(0)
+  }
+  process.on('SIGTERM', () => void shutdown('SIGTERM'))
+  process.on('SIGINT', () => void shutdown('SIGINT'))
+  process.on('SIGHUP', () => {
+    if (!flags.config) return
+    try {
+      server.reload(resolveConfig(flags))
+      log.info({ config: flags.config }, 'configuration reloaded')
+    } catch (err) {
+      log.error({ err: (err as Error).message }, 'configuration reload failed; keeping the old one')
+    }
+  })
+
+  try {
+    const at = await server.start()
+    dropPrivileges(config)
+    if (config.pidFile) writeFileSync(config.pidFile, `${process.pid}\n`)
+    log.info({ host: at.host, port: at.port, tlsPort: at.tlsPort, spool: config.queuePath, version: VERSION }, 'listening')
+  } catch (err) {
+    if (err instanceof ConfigError) {
+      log.flush?.()
+      return fail(err)
+    }
+    throw err
+  }
+  return exited
+}
+
+function fail(err: unknown): number {
+  const msg = err instanceof Error ? err.message : String(err)
+  process.stderr.write(`starling: ${msg}\n`)
+  return 1
+}

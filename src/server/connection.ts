@@ -1,0 +1,112 @@
+/**
+ * One client connection: picks the protocol from the first byte (0x80 = binary, as memcached
+ * does), feeds bytes to that protocol's handler, and applies backpressure — when the Outbox is full
+ * (a slow reader, or many blocked gets pipelined) the socket is paused, so no buffer grows with a
+ * slow client beyond the configured limits.
+ */
+import type { Socket } from 'node:net'
+import type { Dispatcher, Session } from './dispatcher.js'
+import type { ProtocolHandler, ProtocolLimits } from './protocol/handler.js'
+import { Outbox, type OutboxLimits } from './protocol/outbox.js'
+import { BinaryHandler } from './protocol/binary/handler.js'
+import { TextHandler } from './protocol/text/handler.js'
+
+const BINARY_MAGIC_REQUEST = 0x80
+
+export interface ConnectionOptions {
+  limits: ProtocolLimits
+  outbox: OutboxLimits
+  /** Close after this long without input (while nothing is in flight); 0 = never. */
+  idleTimeoutMs: number
+}
+
+export class Connection {
+  private readonly session: Session
+  private readonly outbox: Outbox
+  private handler: ProtocolHandler | null = null
+  private paused = false
+  private ending = false
+  private closed = false
+
+  constructor(
+    private readonly socket: Socket,
+    dispatcher: Dispatcher,
+    private readonly options: ConnectionOptions,
+    private readonly onClose: (conn: Connection) => void,
+  ) {
+    this.session = dispatcher.createSession()
+    this.outbox = new Outbox(socket, options.outbox, (bytes) => {
+      this.session.countBytes(0, bytes)
+      if (this.paused) this.maybeResume()
+    })
+    socket.setNoDelay(true)
+    socket.on('data', (chunk: Buffer) => this.onData(chunk))
+    socket.on('drain', () => this.maybeResume())
+    socket.on('error', () => socket.destroy())
+    socket.on('close', () => this.cleanup())
+    if (options.idleTimeoutMs > 0) {
+      socket.setTimeout(options.idleTimeoutMs, () => {
+        if (this.outbox.pendingSlots === 0) socket.destroy()
+      })
+    }
+  }
+
+  private onData(chunk: Buffer): void {
+    this.session.countBytes(chunk.length, 0)
+    if (!this.handler) this.handler = this.createHandler(chunk[0] === BINARY_MAGIC_REQUEST)
+    this.handler.feed(chunk)
+    if (!this.handler.accepting && !this.closed) {
+      this.paused = true
+      this.socket.pause()
+    }
+  }
+
+  private createHandler(binary: boolean): ProtocolHandler {
+    const control = { end: () => this.end() }
+    return binary
+      ? new BinaryHandler(this.session, this.outbox, this.options.limits, control)
+      : new TextHandler(this.session, this.outbox, this.options.limits, control)
+  }
+
+  private maybeResume(): void {
+    if (!this.paused || this.closed || !this.handler) return
+    if (this.outbox.full) return
+    this.handler.pump()
+    if (this.handler.accepting) {
+      this.paused = false
+      this.socket.resume()
+    }
+  }
+
+  /** Close after the queued replies are written (quit, protocol error). */
+  end(): void {
+    if (this.ending) return
+    this.ending = true
+    this.handler?.close()
+    // Replies still in flight (a pending journal write) are given a moment to complete.
+    const finish = (): void => {
+      if (this.outbox.pendingSlots === 0 || this.closed) this.socket.end()
+      else setTimeout(finish, 5)
+    }
+    finish()
+  }
+
+  /** Server shutdown: stop reading, let in-flight replies finish, then close. */
+  shutdown(): void {
+    this.socket.pause()
+    this.end()
+  }
+
+  destroy(): void {
+    this.socket.destroy()
+  }
+
+  private cleanup(): void {
+    if (this.closed) return
+    this.closed = true
+    this.outbox.close()
+    this.handler?.close()
+    this.session.close()
+    this.onClose(this)
+  }
+}

@@ -1,0 +1,23 @@
+/**
+ * The queue item and memcached's expiry rules. An item is exactly what the journal stores.
+ */
+import type { JournalItem } from '../journal/types.js'
+
+export type QueueItem = JournalItem
+
+/** memcached: exptime up to 30 days is relative seconds; larger is a Unix time. */
+export const RELATIVE_EXPTIME_MAX = 60 * 60 * 24 * 30
+
+/** Absolute expiry in ms (0 = never) from memcached's exptime; negative = already expired. */
+export function expiresAtFromExptime(exptime: number, nowMs: number): number {
+  if (exptime === 0) return 0
+  if (exptime < 0) return 1 // the epoch's first millisecond: always in the past
+  if (exptime <= RELATIVE_EXPTIME_MAX) return nowMs + exptime * 1000
+  return exptime * 1000
+}
+
+/** Whether the item has expired, by its own exptime or by the queue's max age. */
+export function isExpired(item: QueueItem, nowMs: number, maxAgeMs: number): boolean {
+  if (item.expiresAt !== 0 && item.expiresAt <= nowMs) return true
+  return maxAgeMs > 0 && item.addedAt + maxAgeMs <= nowMs
+}

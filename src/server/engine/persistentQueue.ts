@@ -1,0 +1,428 @@
+/**
+ * One queue (Kestrel's PersistentQueue): the items in memory, the ones left on disk beyond the
+ * memory budget (read-behind), the open reads, the blocked readers, the limits, and expiry.
+ * Every change goes through the journal; this class decides what happens, the journal makes it
+ * durable. No sockets, no protocol bytes.
+ *
+ * Order: items are always in seq order. New items are visible once their ADD record has been
+ * handed to the OS (so a get never returns an item the journal could lose to `kill -9`); the
+ * `STORED` reply waits for `onDurable` (the fsync, under `sync: always`).
+ */
+import type { QueueSettings } from '../config.js'
+import { StarlingError } from '../errors.js'
+import type { QueueJournal, ReplayResult } from '../journal/types.js'
+import type { GetOptions } from '../protocol/keyOptions.js'
+import { Consumer, type ConsumerHost } from './consumer.js'
+import { isExpired, type QueueItem } from './item.js'
+import { Waiter, WaitQueue } from './waitQueue.js'
+
+export type ItemCallback = (err: StarlingError | null, item: QueueItem | null) => void
+
+/** Shared across queues: total payload bytes held in memory, against a global cap. */
+export interface MemoryGate {
+  used: number
+  limit: number
+}
+
+/** What a queue reports upward (to the collection). */
+export interface QueueEvents {
+  /** An item expired; with `expire_to` it moves to that queue. */
+  expired(queue: PersistentQueue, item: QueueItem): void
+  /** A get found an item (hit) or not (miss). */
+  got(hit: boolean): void
+}
+
+/** Read back from disk in batches of about this many bytes (at least). */
+const READ_BEHIND_BATCH_MIN = 1 << 20
+
+export class PersistentQueue implements ConsumerHost {
+  // Items in memory: an array used as a deque (head index), compacted now and then.
+  private mem: Array<QueueItem | undefined> = []
+  private memHead = 0
+  private memBytes = 0
+  // Items on disk beyond the memory budget.
+  private diskItems = 0
+  private diskBytes = 0
+  private readingBehind = false
+  /** Newest seq whose ADD was written (read-behind never reads past it). */
+  private lastWrittenSeq = 0
+  private nextSeq: number
+  // Adds handed to the journal but not yet written.
+  private pendingAdds = 0
+  private pendingBytes = 0
+  /** Open reads: seq → (item, who holds it). */
+  private readonly openItems = new Map<number, { item: QueueItem; consumer: Consumer }>()
+  private readonly waiters = new WaitQueue<QueueItem>()
+  private closed = false
+
+  // Stats.
+  totalItems = 0
+  expiredItems = 0
+  discardedItems = 0
+  /** ms the last dequeued item had waited in the queue. */
+  lastAgeMs = 0
+
+  constructor(
+    readonly name: string,
+    public settings: QueueSettings,
+    private readonly journal: QueueJournal,
+    replay: ReplayResult,
+    private readonly memory: MemoryGate,
+    private readonly events: QueueEvents,
+  ) {
+    this.nextSeq = replay.nextSeq
+    for (const item of replay.items) this.pushMem(item)
+    this.diskItems = replay.diskItems
+    this.diskBytes = replay.diskBytes
+    if (replay.diskItems > 0) this.readingBehind = true
+    this.lastWrittenSeq = replay.nextSeq - 1
+  }
+
+  /** Items waiting to be read (open reads not included). */
+  get length(): number {
+    return this.mem.length - this.memHead + this.diskItems
+  }
+
+  /** Payload bytes waiting to be read. */
+  get bytes(): number {
+    return this.memBytes + this.diskBytes
+  }
+
+  get openCount(): number {
+    return this.openItems.size
+  }
+
+  get waiterCount(): number {
+    return this.waiters.size
+  }
+
+  get memoryItems(): number {
+    return this.mem.length - this.memHead
+  }
+
+  get memoryBytes(): number {
+    return this.memBytes
+  }
+
+  get journalSize(): number {
+    return this.journal.sizeOnDisk
+  }
+
+  get journalRotations(): number {
+    return this.journal.rotations
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // Enqueue
+
+  /** Add an item. `done` runs when it is durable per the sync policy (the STORED reply). */
+  add(data: Buffer, flags: number, expiresAt: number, addedAt: number, done: (err: StarlingError | null) => void): void {
+    if (this.closed) return done(new StarlingError('SHUTTING_DOWN', 'queue closed'))
+    if (data.length > this.settings.maxItemSize) {
+      return done(new StarlingError('TOO_LARGE', 'object too large for cache'))
+    }
+    if (this.isFull(data.length)) {
+      if (!this.settings.discardOldWhenFull) return done(new StarlingError('QUEUE_FULL', 'queue full'))
+      while (this.isFull(data.length) && this.discardOldest()) {
+        /* drop from the head until the new item fits */
+      }
+      if (this.isFull(data.length)) return done(new StarlingError('QUEUE_FULL', 'queue full'))
+    }
+    // Copy: `data` may be a view of a connection's input buffer.
+    const item: QueueItem = { seq: this.nextSeq++, flags, expiresAt, addedAt, data: Buffer.from(data) }
+    this.pendingAdds++
+    this.pendingBytes += data.length
+    this.journal.add(
+      item,
+      (err) => {
+        this.pendingAdds--
+        this.pendingBytes -= item.data.length
+        if (err || this.closed) return
+        if (item.seq > this.lastWrittenSeq) this.lastWrittenSeq = item.seq
+        this.accept(item)
+      },
+      (err) => done(err ? new StarlingError('IO', `journal write failed: ${(err as NodeJS.ErrnoException).code ?? err.message}`) : null),
+    )
+  }
+
+  private isFull(incoming: number): boolean {
+    const { maxItems, maxSize } = this.settings
+    if (maxItems > 0 && this.length + this.pendingAdds + this.openItems.size + 1 > maxItems) return true
+    return maxSize > 0 && this.bytes + this.pendingBytes + incoming > maxSize
+  }
+
+  /** Drop the head item (discard_old_when_full). Returns false if there was nothing to drop. */
+  private discardOldest(): boolean {
+    const item = this.takeHead()
+    if (!item) return false
+    this.discardedItems++
+    this.journal.remove(item.seq)
+    return true
+  }
+
+  /** A written item becomes visible: straight to a waiter, or into memory, or left on disk. */
+  private accept(item: QueueItem): void {
+    this.totalItems++
+    if (this.waiters.size > 0 && this.length === 0) {
+      if (isExpired(item, Date.now(), this.settings.maxAgeMs)) return this.expire(item)
+      const waiter = this.waiters.shift()!
+      this.handTo(waiter, item)
+      return
+    }
+    const size = item.data.length
+    if (
+      this.readingBehind ||
+      this.memBytes + size > this.settings.maxMemorySize ||
+      this.memory.used + size > this.memory.limit
+    ) {
+      if (!this.readingBehind) {
+        this.readingBehind = true
+        this.journal.startReadBehind(item.seq)
+      }
+      this.diskItems++
+      this.diskBytes += size
+      return
+    }
+    this.pushMem(item)
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // Dequeue
+
+  /**
+   * A get, with Kestrel's options: close confirms this consumer's open read, abort returns it,
+   * peek looks, open reads tentatively, t= waits. `done` runs once, maybe later.
+   */
+  get(consumer: Consumer, options: GetOptions, done: ItemCallback): void {
+    if (this.closed) return done(null, null)
+    if (options.close) this.confirmOpenRead(consumer)
+    if (options.abort) {
+      this.abortOpenRead(consumer)
+      return done(null, null)
+    }
+    if (options.close && !options.open) return done(null, null)
+    if (options.open && (consumer.openReads.has(this) || consumer.opening.has(this))) {
+      return done(new StarlingError('OPEN_READ_PENDING', 'an open read is already pending on this queue; close or abort it first'), null)
+    }
+    // Sets pipelined ahead of this get (this tick) must be visible to it.
+    if (this.pendingAdds > 0) this.journal.flushNow()
+    if (options.peek) {
+      const head = this.peekHead()
+      this.events.got(head !== null)
+      return done(null, head)
+    }
+    const item = this.takeHead()
+    if (item) return this.deliver(item, consumer, options.open, done)
+    if (options.timeoutMs <= 0 || consumer.isReleased) {
+      this.events.got(false)
+      return done(null, null)
+    }
+    this.wait(consumer, options, done)
+  }
+
+  private wait(consumer: Consumer, options: GetOptions, done: ItemCallback): void {
+    const waiter: Waiter<QueueItem> = new Waiter<QueueItem>((served) => {
+      consumer.waits.delete(waiter)
+      if (options.open) consumer.opening.delete(this)
+      if (!served || !waiter.value) {
+        this.events.got(false)
+        return done(null, null)
+      }
+      this.deliver(waiter.value, consumer, options.open, done)
+    }, consumer)
+    consumer.waits.set(waiter, this)
+    if (options.open) consumer.opening.add(this)
+    this.waiters.add(waiter, options.timeoutMs, () => waiter.wake(false))
+  }
+
+  private handTo(waiter: Waiter<QueueItem>, item: QueueItem): void {
+    waiter.value = item
+    waiter.wake(true)
+  }
+
+  /** Serve blocked readers while there are items (after an abort, or a refill). */
+  private serveWaiters(): void {
+    while (this.waiters.size > 0) {
+      const item = this.takeHead()
+      if (!item) return
+      this.handTo(this.waiters.shift()!, item)
+    }
+  }
+
+  cancelWait(waiter: Waiter): void {
+    this.waiters.remove(waiter as Waiter<QueueItem>)
+  }
+
+  private deliver(item: QueueItem, consumer: Consumer, open: boolean, done: ItemCallback): void {
+    this.events.got(true)
+    this.lastAgeMs = Math.max(0, Date.now() - item.addedAt)
+    if (open) {
+      if (consumer.isReleased) {
+        // The connection went away while the item was on its way: it goes straight back.
+        this.returnToQueue(item)
+        return done(null, null)
+      }
+      this.openItems.set(item.seq, { item, consumer })
+      consumer.openReads.set(this, item)
+      return done(null, item)
+    }
+    // The reply waits until the REMOVE record is written, so a crash cannot resurrect an item
+    // the client was told it has. A failed write still delivers: at least once, never lost.
+    this.journal.remove(item.seq, () => done(null, item))
+  }
+
+  private confirmOpenRead(consumer: Consumer): void {
+    const item = consumer.openReads.get(this)
+    if (!item) return
+    consumer.openReads.delete(this)
+    this.openItems.delete(item.seq)
+    this.journal.remove(item.seq)
+  }
+
+  /** Put the consumer's open read back at its place (ahead of newer items). */
+  abortOpenRead(consumer: Consumer): void {
+    const item = consumer.openReads.get(this)
+    if (!item) return
+    consumer.openReads.delete(this)
+    this.openItems.delete(item.seq)
+    if (!this.closed) this.returnToQueue(item)
+  }
+
+  private returnToQueue(item: QueueItem): void {
+    this.insertBySeq(item)
+    this.serveWaiters()
+  }
+
+  /** The head item without removing it (expired heads are dropped on the way). */
+  private peekHead(): QueueItem | null {
+    const now = Date.now()
+    for (;;) {
+      if (this.memHead === this.mem.length && !this.refill()) return null
+      const item = this.mem[this.memHead]!
+      if (!isExpired(item, now, this.settings.maxAgeMs)) return item
+      this.popMem()
+      this.expire(item)
+    }
+  }
+
+  /** Remove and return the head item, skipping (and expiring) expired ones. */
+  private takeHead(): QueueItem | null {
+    const item = this.peekHead()
+    if (item) this.popMem()
+    return item
+  }
+
+  /** Expire items at the head (periodic sweep), so stats and expire_to do not wait for a get. */
+  sweepExpired(now: number): void {
+    if (this.closed || this.memHead === this.mem.length) return
+    const head = this.mem[this.memHead]!
+    if (isExpired(head, now, this.settings.maxAgeMs)) this.peekHead()
+  }
+
+  private expire(item: QueueItem): void {
+    this.expiredItems++
+    this.journal.remove(item.seq)
+    this.events.expired(this, item)
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // Memory and read-behind
+
+  private pushMem(item: QueueItem): void {
+    this.mem.push(item)
+    this.memBytes += item.data.length
+    this.memory.used += item.data.length
+  }
+
+  private popMem(): void {
+    const item = this.mem[this.memHead]!
+    this.mem[this.memHead] = undefined
+    this.memHead++
+    this.memBytes -= item.data.length
+    this.memory.used -= item.data.length
+    if (this.memHead === this.mem.length) {
+      this.mem = []
+      this.memHead = 0
+    } else if (this.memHead >= 4096 && this.memHead * 2 >= this.mem.length) {
+      this.mem = this.mem.slice(this.memHead)
+      this.memHead = 0
+    }
+    if (this.readingBehind && this.memBytes < this.settings.maxMemorySize / 2) this.refill()
+  }
+
+  /** Insert by seq: an aborted read goes back ahead of every newer item. */
+  private insertBySeq(item: QueueItem): void {
+    let i = this.memHead
+    while (i < this.mem.length && this.mem[i]!.seq < item.seq) i++
+    if (i === this.memHead && this.memHead > 0) {
+      this.mem[--this.memHead] = item
+    } else {
+      this.mem.splice(i, 0, item)
+    }
+    this.memBytes += item.data.length
+    this.memory.used += item.data.length
+  }
+
+  /** Read the next batch from disk into memory. Returns false when nothing was read. */
+  private refill(): boolean {
+    if (!this.readingBehind) return false
+    const budget = Math.max(READ_BEHIND_BATCH_MIN, Math.floor(this.settings.maxMemorySize / 4))
+    const batch = this.journal.readBehind(budget, this.lastWrittenSeq)
+    for (const item of batch) {
+      this.pushMemFromDisk(item)
+    }
+    if (batch.length === 0 || this.diskItems <= 0) {
+      // Caught up: let the journal see an empty read, then keep new items in memory again.
+      if (batch.length > 0) {
+        for (const item of this.journal.readBehind(budget, this.lastWrittenSeq)) this.pushMemFromDisk(item)
+      }
+      this.readingBehind = false
+      this.diskItems = 0
+      this.diskBytes = 0
+    }
+    return batch.length > 0
+  }
+
+  private pushMemFromDisk(item: QueueItem): void {
+    this.diskItems--
+    this.diskBytes -= item.data.length
+    this.pushMem(item)
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // Whole-queue operations
+
+  /** Discard every item and open read; the journal is reset. Blocked readers keep waiting. */
+  async flush(): Promise<void> {
+    if (this.pendingAdds > 0) this.journal.flushNow()
+    this.dropEverything()
+    await this.journal.reset()
+  }
+
+  /** The queue is being deleted: wake waiters empty-handed, drop everything, delete files. */
+  async destroy(): Promise<void> {
+    this.closed = true
+    for (const waiter of this.waiters.drain()) waiter.wake(false)
+    this.dropEverything()
+    await this.journal.destroy()
+  }
+
+  /** Clean shutdown: waiters get nothing, open reads stay unconfirmed (they come back on restart). */
+  async close(): Promise<void> {
+    this.closed = true
+    for (const waiter of this.waiters.drain()) waiter.wake(false)
+    await this.journal.close()
+  }
+
+  private dropEverything(): void {
+    this.memory.used -= this.memBytes
+    this.mem = []
+    this.memHead = 0
+    this.memBytes = 0
+    this.diskItems = 0
+    this.diskBytes = 0
+    this.readingBehind = false
+    for (const { consumer } of this.openItems.values()) consumer.openReads.delete(this)
+    this.openItems.clear()
+  }
+}

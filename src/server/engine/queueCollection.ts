@@ -1,0 +1,280 @@
+/**
+ * The set of queues (Kestrel's QueueCollection): creates a queue on first use, replays journals at
+ * start, applies per-queue settings, copies items to fanout children (`parent+child`), moves expired
+ * items (`expire_to`), and keeps the server-wide counters. Operations on a queue that is still
+ * loading, being flushed or being deleted wait for it, in order.
+ */
+import type { ServerConfig } from '../config.js'
+import { queueSettings } from '../config.js'
+import { StarlingError } from '../errors.js'
+import type { JournalFactory } from '../journal/types.js'
+import type { GetOptions } from '../protocol/keyOptions.js'
+import type { Consumer } from './consumer.js'
+import type { QueueItem } from './item.js'
+import { PersistentQueue, type ItemCallback, type MemoryGate, type QueueEvents } from './persistentQueue.js'
+
+export interface EngineLogger {
+  info(obj: object, msg?: string): void
+  warn(obj: object, msg?: string): void
+  error(obj: object, msg?: string): void
+}
+
+interface Slot {
+  queue: PersistentQueue | null
+  /** Operations waiting for the queue to be ready (loading, flushing, deleting). */
+  waiting: Array<(queue: PersistentQueue | null) => void> | null
+}
+
+export interface CollectionCounters {
+  cmdGet: number
+  cmdSet: number
+  getHits: number
+  getMisses: number
+}
+
+const FANOUT_SEPARATOR = '+'
+const SWEEP_INTERVAL_MS = 1000
+
+export class QueueCollection {
+  private readonly slots = new Map<string, Slot>()
+  /** parent name → names of its fanout children. */
+  private readonly children = new Map<string, Set<string>>()
+  readonly memory: MemoryGate
+  readonly counters: CollectionCounters = { cmdGet: 0, cmdSet: 0, getHits: 0, getMisses: 0 }
+  private readonly events: QueueEvents
+  private sweepTimer: NodeJS.Timeout | null = null
+  private closing = false
+
+  constructor(
+    private config: ServerConfig,
+    private readonly journals: JournalFactory,
+    private readonly log: EngineLogger,
+  ) {
+    this.memory = { used: 0, limit: config.maxMemoryTotal }
+    this.events = {
+      got: (hit) => (hit ? this.counters.getHits++ : this.counters.getMisses++),
+      expired: (queue, item) => this.moveExpired(queue, item),
+    }
+  }
+
+  /** Replay every journal in the spool (and the queues named in config) before serving. */
+  async load(): Promise<{ queues: number; items: number; durationMs: number }> {
+    const started = Date.now()
+    const names = new Set(await this.journals.listQueues(this.config.queuePath))
+    for (const name of Object.keys(this.config.queues)) names.add(name)
+    // Two at a time: replay is mostly sequential reads plus parsing; the parsing is ours.
+    const list = [...names]
+    let items = 0
+    let next = 0
+    const worker = async (): Promise<void> => {
+      while (next < list.length) {
+        const name = list[next++]!
+        const queue = await this.open(name)
+        items += queue.length + queue.openCount
+      }
+    }
+    await Promise.all([worker(), worker()])
+    this.sweepTimer = setInterval(() => this.sweep(), SWEEP_INTERVAL_MS)
+    this.sweepTimer.unref()
+    return { queues: list.length, items, durationMs: Date.now() - started }
+  }
+
+  /** Apply new settings (SIGHUP reload) to existing queues. */
+  reconfigure(config: ServerConfig): void {
+    this.config = config
+    this.memory.limit = config.maxMemoryTotal
+    for (const [name, slot] of this.slots) {
+      if (slot.queue) slot.queue.settings = queueSettings(config, name)
+    }
+  }
+
+  get queueNames(): string[] {
+    return [...this.slots.keys()].filter((n) => this.slots.get(n)!.queue !== null).sort()
+  }
+
+  /** A loaded queue, without creating it. */
+  peekQueue(name: string): PersistentQueue | null {
+    return this.slots.get(name)?.queue ?? null
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // Commands
+
+  set(name: string, data: Buffer, flags: number, expiresAt: number, done: (err: StarlingError | null) => void): void {
+    this.counters.cmdSet++
+    const addedAt = Date.now()
+    this.withQueue(name, (queue) => {
+      if (!queue) return done(new StarlingError('SHUTTING_DOWN', 'server is shutting down'))
+      queue.add(data, flags, expiresAt, addedAt, done)
+      const kids = this.children.get(name)
+      if (kids) for (const child of kids) this.copyToChild(child, data, flags, expiresAt, addedAt)
+    })
+  }
+
+  get(name: string, consumer: Consumer, options: GetOptions, done: ItemCallback): void {
+    this.counters.cmdGet++
+    this.withQueue(name, (queue) => {
+      if (!queue) return done(null, null)
+      queue.get(consumer, options, done)
+    })
+  }
+
+  /** Drop a queue and its files. Resolves false if it did not exist. */
+  delete(name: string, done: (err: StarlingError | null, existed: boolean) => void): void {
+    const slot = this.slots.get(name)
+    if (!slot) return done(null, false)
+    this.exclusive(name, async (queue) => {
+      this.slots.delete(name)
+      this.forgetChild(name)
+      await queue.destroy()
+    }, (err) => done(err, true))
+  }
+
+  flush(name: string, done: (err: StarlingError | null) => void): void {
+    if (!this.slots.has(name)) return done(null)
+    this.exclusive(name, (queue) => queue.flush(), done)
+  }
+
+  /** Empty every queue (flush_all when enabled). */
+  flushAll(done: (err: StarlingError | null) => void): void {
+    const names = [...this.slots.keys()]
+    let left = names.length
+    let failure: StarlingError | null = null
+    if (left === 0) return done(null)
+    for (const name of names) {
+      this.flush(name, (err) => {
+        failure ??= err
+        if (--left === 0) done(failure)
+      })
+    }
+  }
+
+  /** Stop: close every journal (sync, close files). */
+  async close(): Promise<void> {
+    this.closing = true
+    if (this.sweepTimer) clearInterval(this.sweepTimer)
+    const queues = [...this.slots.values()].map((s) => s.queue).filter((q): q is PersistentQueue => q !== null)
+    await Promise.all(queues.map((q) => q.close()))
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // Queue lifecycle
+
+  /** Run `fn` with the queue (created on first use), in arrival order. */
+  private withQueue(name: string, fn: (queue: PersistentQueue | null) => void): void {
+    if (this.closing) return fn(null)
+    const slot = this.slots.get(name)
+    if (slot?.queue && slot.waiting === null) return fn(slot.queue)
+    if (slot) {
+      slot.waiting!.push(fn)
+      return
+    }
+    this.slots.set(name, { queue: null, waiting: [fn] })
+    this.open(name).catch((err: Error) => {
+      this.log.error({ queue: name, err: err.message }, 'cannot open queue journal')
+    })
+  }
+
+  /** Run an async whole-queue operation with the queue to itself; later operations wait. */
+  private exclusive(name: string, op: (queue: PersistentQueue) => Promise<void>, done: (err: StarlingError | null) => void): void {
+    this.withQueue(name, (queue) => {
+      if (!queue) return done(null)
+      const slot = this.slots.get(name)!
+      slot.waiting = []
+      op(queue).then(
+        () => done(null),
+        (err: Error) => {
+          this.log.error({ queue: name, err: err.message }, 'queue operation failed')
+          done(new StarlingError('IO', err.message))
+        },
+      ).finally(() => {
+        const waiting = slot.waiting ?? []
+        slot.waiting = null
+        // A deleted queue's waiting operations start over on a fresh queue.
+        for (const fn of waiting) {
+          if (this.slots.get(name) === slot) fn(queue)
+          else this.withQueue(name, fn)
+        }
+      })
+    })
+  }
+
+  private async open(name: string): Promise<PersistentQueue> {
+    let slot = this.slots.get(name)
+    if (!slot) {
+      slot = { queue: null, waiting: [] }
+      this.slots.set(name, slot)
+    }
+    const settings = queueSettings(this.config, name)
+    let queue: PersistentQueue | null = null
+    try {
+      const { journal, replay } = await this.journals.open({
+        dir: this.config.queuePath,
+        queue: name,
+        sync: settings.sync,
+        maxJournalSize: settings.maxJournalSize,
+        memoryBudgetBytes: Math.min(settings.maxMemorySize, Math.max(0, this.memory.limit - this.memory.used)),
+      })
+      queue = new PersistentQueue(name, settings, journal, replay, this.memory, this.events)
+      if (replay.records > 0 || replay.truncatedBytes > 0) {
+        this.log.info(
+          { queue: name, items: queue.length, records: replay.records, truncatedBytes: replay.truncatedBytes, durationMs: replay.durationMs },
+          'journal replayed',
+        )
+      }
+      if (replay.truncatedBytes > 0) {
+        this.log.warn({ queue: name, truncatedBytes: replay.truncatedBytes }, 'journal had a torn or corrupt tail; cut at the last good record')
+      }
+      this.registerChild(name)
+      return queue
+    } finally {
+      const waiting = slot.waiting ?? []
+      slot.queue = queue
+      slot.waiting = null
+      if (!queue) this.slots.delete(name)
+      for (const fn of waiting) fn(queue)
+    }
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // Fanout and expiry
+
+  private registerChild(name: string): void {
+    const i = name.indexOf(FANOUT_SEPARATOR)
+    if (i <= 0 || i === name.length - 1) return
+    const parent = name.slice(0, i)
+    let kids = this.children.get(parent)
+    if (!kids) this.children.set(parent, (kids = new Set()))
+    kids.add(name)
+  }
+
+  private forgetChild(name: string): void {
+    const i = name.indexOf(FANOUT_SEPARATOR)
+    if (i <= 0) return
+    const kids = this.children.get(name.slice(0, i))
+    kids?.delete(name)
+  }
+
+  private copyToChild(child: string, data: Buffer, flags: number, expiresAt: number, addedAt: number): void {
+    this.withQueue(child, (queue) => {
+      queue?.add(data, flags, expiresAt, addedAt, (err) => {
+        if (err) this.log.warn({ queue: child, err: err.message }, 'fanout copy refused')
+      })
+    })
+  }
+
+  private moveExpired(from: PersistentQueue, item: QueueItem): void {
+    const target = from.settings.expireTo
+    if (!target || target === from.name) return
+    this.withQueue(target, (queue) => {
+      queue?.add(item.data, item.flags, 0, Date.now(), (err) => {
+        if (err) this.log.warn({ queue: target, from: from.name, err: err.message }, 'expire_to move refused')
+      })
+    })
+  }
+
+  private sweep(): void {
+    const now = Date.now()
+    for (const slot of this.slots.values()) slot.queue?.sweepExpired(now)
+  }
+}
