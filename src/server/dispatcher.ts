@@ -14,6 +14,8 @@ export interface DeliveredItem {
   flags: number
   /** A unique id for `gets` / binary CAS fields (the item's sequence number; never 0). */
   cas: number
+  /** When the item expires, in ms since the epoch; absent or 0 = never (meta `mg ... t`). */
+  expiresAt?: number
 }
 
 export type Done = (err: StarlingError | null) => void
