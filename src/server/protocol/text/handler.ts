@@ -1,0 +1,279 @@
+/**
+ * The text protocol on a connection (Kestrel's TextHandler): parsed command → Session call →
+ * encoded reply into the Outbox, in command order. Meta commands ride on the same framing and are
+ * handled in meta.ts. The handler never sees the socket: it reads through `feed` (the base class)
+ * and closes through `connection.end()`.
+ */
+import { NEED_MORE, ProtocolHandler } from '../handler.js'
+import { parseQueueKey, parseSetKey, type ParsedKey } from '../keyOptions.js'
+import type { Slot } from '../outbox.js'
+import type {
+  DeleteCommand,
+  FlushCommand,
+  GetCommand,
+  ParseFailure,
+  SetCommand,
+  TextCommand,
+} from './commands.js'
+import { executeMeta, plainQueueName, replyFor, type MetaContext } from './meta.js'
+import { parseCommand, skipThroughNewline } from './parser.js'
+import {
+  AUTH_FAILED,
+  CRLF,
+  DELETED,
+  END,
+  ERROR,
+  NOT_FOUND,
+  OK,
+  STORED,
+  UNAUTHENTICATED,
+  clientError,
+  errorReply,
+  statsReply,
+  valueHeader,
+  versionReply,
+} from './serializer.js'
+
+const NUL = Buffer.from([0])
+const SPACE = 0x20
+
+export class TextHandler extends ProtocolHandler {
+  /** After a bad data chunk: skipping input through the next newline. */
+  private resyncing = false
+  private readonly metaContext: MetaContext = { session: this.session, out: this.out, limits: this.limits }
+
+  protected parseOne(buf: Buffer, start: number, end: number): number {
+    if (this.resyncing) {
+      const skip = skipThroughNewline(buf, start, end)
+      if (skip.found) this.resyncing = false
+      return skip.consumed
+    }
+    const result = parseCommand(buf, start, end, this.limits)
+    switch (result.kind) {
+      case 'incomplete':
+        if (result.expectBytes > 0) this.expect(result.expectBytes)
+        return NEED_MORE
+      case 'error':
+        this.refuse(result)
+        return result.consumed
+      case 'command':
+        this.execute(result.command)
+        return result.consumed
+    }
+  }
+
+  private refuse(result: ParseFailure): void {
+    if (!result.noreply) this.out.push(errorReply(result.error))
+    if (result.discard > 0) this.discardNext(result.discard)
+    if (result.resync) this.resyncing = true
+    if (result.close) this.quit()
+  }
+
+  /** Auth is on, this session has not authenticated, and text commands are not let through. */
+  private get locked(): boolean {
+    const s = this.session
+    return s.authRequired && !s.authenticated && !s.textAllowedUnauthenticated
+  }
+
+  private execute(cmd: TextCommand): void {
+    if (this.locked) {
+      if (cmd.type === 'set') this.authenticate(cmd.data)
+      else if (cmd.type === 'quit') this.quit()
+      else this.out.push(UNAUTHENTICATED)
+      return
+    }
+    try {
+      this.dispatch(cmd)
+    } catch (err) {
+      // A throw from below (a bug, or a StarlingError thrown instead of passed): answer it, go on.
+      this.out.push(replyFor(err))
+    }
+  }
+
+  private dispatch(cmd: TextCommand): void {
+    const { session, out } = this
+    switch (cmd.type) {
+      case 'set':
+        return this.set(cmd)
+      case 'get':
+        return this.get(cmd)
+      case 'delete':
+        return this.delete(cmd)
+      case 'flush':
+        return this.flush(cmd)
+      case 'flush_all': {
+        const noreply = cmd.noreply
+        return this.later((done) => session.flushAll((err) => done(err ? errorReply(err) : noreply ? null : OK)), noreply)
+      }
+      case 'stats': {
+        const pairs = cmd.queue === null ? session.stats() : session.queueStats(cmd.queue)
+        out.push(statsReply(pairs ?? []))
+        return
+      }
+      case 'version':
+        out.push(versionReply(session.version()))
+        return
+      case 'verbosity':
+        session.verbosity(cmd.level)
+        if (!cmd.noreply) out.push(OK)
+        return
+      case 'quit':
+        return this.quit()
+      case 'shutdown':
+        out.push(session.shutdown() ? OK : ERROR)
+        return
+      case 'refused_storage':
+      case 'refused':
+        if (!cmd.noreply) out.push(clientError(`${cmd.name} is not supported by a queue server`))
+        return
+      case 'unknown':
+        out.push(ERROR)
+        return
+      default:
+        return executeMeta(cmd, this.metaContext)
+    }
+  }
+
+  private set(cmd: SetCommand): void {
+    let queue: string
+    try {
+      queue = parseSetKey(cmd.key, this.limits.maxKeyLength)
+    } catch (err) {
+      if (!cmd.noreply) this.out.push(replyFor(err))
+      return
+    }
+    const noreply = cmd.noreply
+    this.later(
+      (done) =>
+        this.session.set(queue, cmd.flags, cmd.exptime, cmd.data, (err) =>
+          done(err ? (noreply ? null : errorReply(err)) : noreply ? null : STORED),
+        ),
+      noreply,
+    )
+  }
+
+  /**
+   * One reply slot for the whole multi-get, filled when every key is done. The keys are served one
+   * after another, in order, each waiting as long as its own `/t=` option says — so a multi-get
+   * with waits can take the sum of them. An error on one key ends the reply there: the items
+   * already taken are sent, then the error line instead of END (an item dequeued is never dropped).
+   */
+  private get(cmd: GetCommand): void {
+    const keys: ParsedKey[] = []
+    try {
+      for (const key of cmd.keys) keys.push(parseQueueKey(key, this.limits.maxKeyLength))
+    } catch (err) {
+      this.out.push(replyFor(err))
+      return
+    }
+    const slot = this.out.reserve()
+    const chunks: Buffer[] = []
+    let filled = false
+    const finish = (last: Buffer): void => {
+      if (filled) return
+      filled = true
+      chunks.push(last)
+      this.out.fill(slot, ...chunks)
+    }
+    let index = 0
+    const next = (): void => {
+      if (index === keys.length) return finish(END)
+      const i = index++
+      const { queue, options } = keys[i]!
+      try {
+        this.session.get(queue, options, (err, item) => {
+          if (filled) return
+          if (err) return finish(errorReply(err))
+          if (item) {
+            chunks.push(valueHeader(cmd.keys[i]!, item.flags, item.data.length, cmd.withCas ? item.cas : -1), item.data, CRLF)
+          }
+          next()
+        })
+      } catch (err) {
+        finish(replyFor(err))
+      }
+    }
+    next()
+  }
+
+  private delete(cmd: DeleteCommand): void {
+    let queue: string
+    try {
+      queue = plainQueueName(cmd.key, this.limits.maxKeyLength, 'delete')
+    } catch (err) {
+      if (!cmd.noreply) this.out.push(replyFor(err))
+      return
+    }
+    const noreply = cmd.noreply
+    this.later(
+      (done) =>
+        this.session.delete(queue, (err, existed) =>
+          done(noreply ? null : err ? errorReply(err) : existed ? DELETED : NOT_FOUND),
+        ),
+      noreply,
+    )
+  }
+
+  private flush(cmd: FlushCommand): void {
+    let queue: string
+    try {
+      queue = plainQueueName(cmd.key, this.limits.maxKeyLength, 'flush')
+    } catch (err) {
+      if (!cmd.noreply) this.out.push(replyFor(err))
+      return
+    }
+    const noreply = cmd.noreply
+    this.later((done) => this.session.flush(queue, (err) => done(noreply ? null : err ? errorReply(err) : OK)), noreply)
+  }
+
+  /**
+   * Run a Session call whose reply may come later: reserve the slot now (replies stay in command
+   * order), fill it exactly once — with `null` meaning no reply — even if the call throws.
+   */
+  private later(start: (done: (reply: Buffer | null) => void) => void, noreply: boolean): void {
+    const slot: Slot = this.out.reserve()
+    let filled = false
+    const done = (reply: Buffer | null): void => {
+      if (filled) return
+      filled = true
+      if (reply === null) this.out.fill(slot)
+      else this.out.fill(slot, reply)
+    }
+    try {
+      start(done)
+    } catch (err) {
+      done(noreply ? null : replyFor(err))
+    }
+  }
+
+  /** memcached's text auth: a `set` whose data is `username password`. */
+  private authenticate(data: Buffer): void {
+    // Split on spaces, by bytes: the credentials go to the session as SASL PLAIN, untouched.
+    let i = 0
+    while (i < data.length && data[i] === SPACE) i++
+    const userStart = i
+    while (i < data.length && data[i] !== SPACE) i++
+    const userEnd = i
+    while (i < data.length && data[i] === SPACE) i++
+    const passStart = i
+    while (i < data.length && data[i] !== SPACE) i++
+    const passEnd = i
+    if (userEnd === userStart || passEnd === passStart) {
+      this.out.push(AUTH_FAILED)
+      return
+    }
+    const payload = Buffer.concat([NUL, data.subarray(userStart, userEnd), NUL, data.subarray(passStart, passEnd)])
+    let ok = false
+    try {
+      ok = this.session.authenticate('PLAIN', payload)
+    } catch {
+      ok = false
+    }
+    this.out.push(ok ? STORED : AUTH_FAILED)
+  }
+
+  private quit(): void {
+    this.connection.end()
+    this.close()
+  }
+}

@@ -1,0 +1,159 @@
+/**
+ * Text and meta protocol replies. Constant replies are Buffers made once; variable ones are built
+ * as one latin1 string (keys are latin1, so they go back byte for byte) and encoded once. Item data
+ * is never copied: a VALUE reply is [header, data, CRLF] for a writev.
+ */
+import type { StarlingError } from '../../errors.js'
+import type { MetaReturnFlags } from './commands.js'
+
+const line = (text: string): Buffer => Buffer.from(text + '\r\n', 'latin1')
+
+export const CRLF = Buffer.from('\r\n', 'latin1')
+export const STORED = line('STORED')
+export const END = line('END')
+export const DELETED = line('DELETED')
+export const NOT_FOUND = line('NOT_FOUND')
+export const OK = line('OK')
+export const ERROR = line('ERROR')
+export const MN = line('MN')
+export const EN = line('EN')
+export const HD = line('HD')
+export const NS = line('NS')
+export const NF = line('NF')
+
+export const BAD_COMMAND_LINE = line('CLIENT_ERROR bad command line format')
+export const BAD_DATA_CHUNK = line('CLIENT_ERROR bad data chunk')
+export const LINE_TOO_LONG = line('CLIENT_ERROR line too long')
+export const TOO_LARGE = line('SERVER_ERROR object too large for cache')
+export const QUEUE_FULL = line('SERVER_ERROR queue full')
+export const SHUTTING_DOWN = line('SERVER_ERROR shutting down')
+export const UNAUTHENTICATED = line('CLIENT_ERROR unauthenticated')
+export const AUTH_FAILED = line('CLIENT_ERROR authentication failure')
+
+/** Fixed messages that come up often enough to keep their reply line. */
+const CACHED_CLIENT_ERRORS = new Map<string, Buffer>([
+  ['bad command line format', BAD_COMMAND_LINE],
+  ['line too long', LINE_TOO_LONG],
+  ['unauthenticated', UNAUTHENTICATED],
+  ['authentication failure', AUTH_FAILED],
+])
+
+/** `CLIENT_ERROR <message>` / `SERVER_ERROR <message>` for an error code (see errors.ts). */
+export function errorReply(err: StarlingError): Buffer {
+  switch (err.code) {
+    case 'BAD_DATA_CHUNK':
+      return BAD_DATA_CHUNK
+    case 'TOO_LARGE':
+      return TOO_LARGE
+    case 'QUEUE_FULL':
+      return QUEUE_FULL
+    case 'SHUTTING_DOWN':
+      return SHUTTING_DOWN
+    case 'IO':
+      return line('SERVER_ERROR ' + oneLine(err.message))
+    default: {
+      const cached = CACHED_CLIENT_ERRORS.get(err.message)
+      if (cached) return cached
+      return err.clientSide ? line('CLIENT_ERROR ' + oneLine(err.message)) : line('SERVER_ERROR ' + oneLine(err.message))
+    }
+  }
+}
+
+/** For an error that is not a StarlingError (a bug below us): never leak a stack, never crash. */
+export function internalErrorReply(err: unknown): Buffer {
+  const message = err instanceof Error ? err.message : String(err)
+  return line('SERVER_ERROR ' + oneLine(message || 'internal error'))
+}
+
+export function clientError(message: string): Buffer {
+  return CACHED_CLIENT_ERRORS.get(message) ?? line('CLIENT_ERROR ' + oneLine(message))
+}
+
+/** A message that cannot break the framing: no CR, LF or other control bytes, bounded length. */
+function oneLine(message: string): string {
+  let out = ''
+  const n = Math.min(message.length, 512)
+  for (let i = 0; i < n; i++) {
+    const c = message.charCodeAt(i)
+    out += c < 0x20 || c === 0x7f ? ' ' : message[i]
+  }
+  return out
+}
+
+/** `VALUE <key> <flags> <bytes>[ <cas>]\r\n`; cas < 0 leaves it out (get rather than gets). */
+export function valueHeader(key: string, flags: number, bytes: number, cas = -1): Buffer {
+  const text = cas < 0 ? `VALUE ${key} ${flags} ${bytes}\r\n` : `VALUE ${key} ${flags} ${bytes} ${cas}\r\n`
+  return Buffer.from(text, 'latin1')
+}
+
+/** `STAT <name> <value>` lines then `END`, as one buffer. */
+export function statsReply(pairs: ReadonlyArray<readonly [string, string]>): Buffer {
+  let text = ''
+  for (const [name, value] of pairs) text += `STAT ${name} ${value}\r\n`
+  text += 'END\r\n'
+  return Buffer.from(text, 'latin1')
+}
+
+export function versionReply(version: string): Buffer {
+  return line('VERSION ' + oneLine(version))
+}
+
+// ---- meta -------------------------------------------------------------------------------------
+
+/** What a meta reply can report about an item (mg hits). */
+export interface MetaItemInfo {
+  flags: number
+  size: number
+  cas: number
+  /** Seconds left before expiry, -1 for never. */
+  ttlSeconds: number
+}
+
+/**
+ * The return flags of a meta reply, in request order, each with a leading space. Without an item
+ * (EN, HD of ms/md, NS, NF) only the opaque and the key are echoed, as memcached does.
+ */
+export function metaFlags(ret: MetaReturnFlags, item: MetaItemInfo | null): string {
+  let text = ''
+  for (let i = 0; i < ret.order.length; i++) {
+    switch (ret.order[i]) {
+      case 'O':
+        text += ' O' + ret.opaque
+        break
+      case 'k':
+        text += ret.base64 ? ` k${ret.keyToken} b` : ` k${ret.keyToken}`
+        break
+      case 'f':
+        if (item) text += ' f' + item.flags
+        break
+      case 's':
+        if (item) text += ' s' + item.size
+        break
+      case 't':
+        if (item) text += ' t' + item.ttlSeconds
+        break
+      case 'c':
+        if (item) text += ' c' + item.cas
+        break
+    }
+  }
+  return text
+}
+
+/** A meta status line: `HD`, `EN`, `NS`, `NF`, `VA <size>` followed by the return flags. */
+export function metaLine(code: string, ret: MetaReturnFlags, item: MetaItemInfo | null): Buffer {
+  const flags = metaFlags(ret, item)
+  if (flags === '') {
+    switch (code) {
+      case 'HD':
+        return HD
+      case 'EN':
+        return EN
+      case 'NS':
+        return NS
+      case 'NF':
+        return NF
+    }
+  }
+  return Buffer.from(code + flags + '\r\n', 'latin1')
+}
