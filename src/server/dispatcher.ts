@@ -121,7 +121,7 @@ class DispatcherSession implements Session {
     if (this.closed) return done(null, null)
     this.o.collection.get(queue, this.consumer, options, (err, item) => {
       if (err || !item) return done(err, null)
-      done(null, { data: item.data, flags: item.flags, cas: item.seq })
+      done(null, { data: item.data, flags: item.flags, cas: item.seq, expiresAt: item.expiresAt })
     })
   }
 

@@ -3,7 +3,7 @@
  * with a temp spool directory. `kill()` is SIGKILL (crash); `stop()` is SIGTERM (clean).
  */
 import { spawn, type ChildProcess } from 'node:child_process'
-import { mkdtempSync, writeFileSync, rmSync } from 'node:fs'
+import { mkdtempSync, writeFileSync, rmSync, readFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join, dirname } from 'node:path'
 import { fileURLToPath } from 'node:url'
@@ -20,6 +20,8 @@ export interface ServerOptions {
   /** Extra CLI args. */
   args?: string[]
   env?: Record<string, string>
+  /** Log to this file (-L): the helper then reads the log lines from it. */
+  logFile?: string
 }
 
 export interface RunningServer {
@@ -50,6 +52,7 @@ export async function startServer(options: ServerOptions = {}): Promise<RunningS
     args.push('-f', file)
   }
   args.push(...(options.args ?? []))
+  if (options.logFile) args.push('-L', options.logFile)
   const proc = spawn(process.execPath, args, {
     stdio: ['ignore', 'pipe', 'pipe'],
     env: { ...process.env, ...options.env },
@@ -74,6 +77,30 @@ export async function startServer(options: ServerOptions = {}): Promise<RunningS
           resolve(entry.port)
         }
       })
+    }
+    if (options.logFile) {
+      const file = options.logFile
+      let seen = 0
+      const poll = setInterval(() => {
+        let text = ''
+        try {
+          text = readFileSync(file, 'utf8')
+        } catch {
+          return
+        }
+        const lines = text.split('\n').filter(Boolean)
+        for (const line of lines.slice(seen)) {
+          const entry = JSON.parse(line) as Record<string, unknown>
+          logs.push(entry)
+          if (entry.msg === 'listening' && typeof entry.port === 'number') {
+            clearInterval(poll)
+            clearTimeout(timer)
+            resolve(entry.port)
+          }
+        }
+        seen = lines.length
+      }, 20)
+      void exited.then(() => clearInterval(poll))
     }
     void exited.then((code) => {
       clearTimeout(timer)
