@@ -1,0 +1,4 @@
+/**
+ * starling-queue: the client library. The server lives under `starling-queue/server`.
+ */
+export * from './client/index.js'
