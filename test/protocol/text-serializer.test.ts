@@ -1,0 +1,100 @@
+/**
+ * Reply encoding, byte for byte: constant replies, VALUE headers, stats, errors mapped from codes
+ * (and kept on one line whatever the message), meta status lines with flags in request order.
+ */
+import t from 'tap'
+import { StarlingError, type ErrorCode } from '../../src/server/errors.js'
+import * as S from '../../src/server/protocol/text/serializer.js'
+import type { MetaReturnFlags } from '../../src/server/protocol/text/commands.js'
+
+const text = (b: Buffer): string => b.toString('latin1')
+
+t.test('constant replies', async (t) => {
+  const expected: Array<[Buffer, string]> = [
+    [S.STORED, 'STORED\r\n'],
+    [S.END, 'END\r\n'],
+    [S.DELETED, 'DELETED\r\n'],
+    [S.NOT_FOUND, 'NOT_FOUND\r\n'],
+    [S.OK, 'OK\r\n'],
+    [S.ERROR, 'ERROR\r\n'],
+    [S.MN, 'MN\r\n'],
+    [S.EN, 'EN\r\n'],
+    [S.HD, 'HD\r\n'],
+    [S.NS, 'NS\r\n'],
+    [S.NF, 'NF\r\n'],
+    [S.CRLF, '\r\n'],
+    [S.BAD_COMMAND_LINE, 'CLIENT_ERROR bad command line format\r\n'],
+    [S.BAD_DATA_CHUNK, 'CLIENT_ERROR bad data chunk\r\n'],
+    [S.LINE_TOO_LONG, 'CLIENT_ERROR line too long\r\n'],
+    [S.TOO_LARGE, 'SERVER_ERROR object too large for cache\r\n'],
+    [S.QUEUE_FULL, 'SERVER_ERROR queue full\r\n'],
+    [S.SHUTTING_DOWN, 'SERVER_ERROR shutting down\r\n'],
+    [S.UNAUTHENTICATED, 'CLIENT_ERROR unauthenticated\r\n'],
+    [S.AUTH_FAILED, 'CLIENT_ERROR authentication failure\r\n'],
+  ]
+  for (const [buf, wire] of expected) t.equal(text(buf), wire)
+})
+
+t.test('error codes map to memcached error lines', async (t) => {
+  const cases: Array<[ErrorCode, string, string]> = [
+    ['BAD_KEY', 'key too long', 'CLIENT_ERROR key too long\r\n'],
+    ['BAD_OPTIONS', 'unknown option x', 'CLIENT_ERROR unknown option x\r\n'],
+    ['BAD_COMMAND', 'bad command line format', 'CLIENT_ERROR bad command line format\r\n'],
+    ['OPEN_READ_PENDING', 'open read pending', 'CLIENT_ERROR open read pending\r\n'],
+    ['NOT_SUPPORTED', 'add not supported', 'CLIENT_ERROR add not supported\r\n'],
+    ['AUTH_REQUIRED', 'unauthenticated', 'CLIENT_ERROR unauthenticated\r\n'],
+    ['AUTH_FAILED', 'authentication failure', 'CLIENT_ERROR authentication failure\r\n'],
+    ['BAD_DATA_CHUNK', 'whatever', 'CLIENT_ERROR bad data chunk\r\n'],
+    ['TOO_LARGE', 'whatever', 'SERVER_ERROR object too large for cache\r\n'],
+    ['QUEUE_FULL', 'whatever', 'SERVER_ERROR queue full\r\n'],
+    ['IO', 'ENOSPC: no space left on device', 'SERVER_ERROR ENOSPC: no space left on device\r\n'],
+    ['SHUTTING_DOWN', 'whatever', 'SERVER_ERROR shutting down\r\n'],
+  ]
+  for (const [code, message, wire] of cases) t.equal(text(S.errorReply(new StarlingError(code, message))), wire, code)
+})
+
+t.test('an error message can never break the framing', async (t) => {
+  const reply = text(S.errorReply(new StarlingError('IO', 'line one\r\nSTORED\r\n\x00x')))
+  t.equal(reply, 'SERVER_ERROR line one  STORED   x\r\n')
+  t.equal(reply.indexOf('\r\n'), reply.length - 2, 'exactly one line')
+  t.ok(text(S.errorReply(new StarlingError('BAD_KEY', 'k'.repeat(5000)))).length < 600, 'bounded length')
+  t.equal(text(S.internalErrorReply(new TypeError('boom\nx'))), 'SERVER_ERROR boom x\r\n')
+  t.equal(text(S.internalErrorReply('weird')), 'SERVER_ERROR weird\r\n')
+  t.equal(text(S.clientError('add is not supported by a queue server')), 'CLIENT_ERROR add is not supported by a queue server\r\n')
+})
+
+t.test('VALUE headers, with and without cas; keys go back byte for byte', async (t) => {
+  t.equal(text(S.valueHeader('jobs', 0, 5)), 'VALUE jobs 0 5\r\n')
+  t.equal(text(S.valueHeader('jobs/t=10/open', 4294967295, 0, 17)), 'VALUE jobs/t=10/open 4294967295 0 17\r\n')
+  const latin = S.valueHeader('\xe9\xff', 1, 2)
+  t.same([...latin.subarray(6, 8)], [0xe9, 0xff], 'latin1 key bytes unchanged')
+})
+
+t.test('stats and version', async (t) => {
+  t.equal(
+    text(S.statsReply([['pid', '42'], ['queue_a_items', '3']])),
+    'STAT pid 42\r\nSTAT queue_a_items 3\r\nEND\r\n',
+  )
+  t.equal(text(S.statsReply([])), 'END\r\n')
+  t.equal(text(S.versionReply('1.2.3')), 'VERSION 1.2.3\r\n')
+})
+
+t.test('meta status lines: flags in request order, O and k echoed without an item', async (t) => {
+  const ret = (over: Partial<MetaReturnFlags> = {}): MetaReturnFlags => ({
+    order: '',
+    opaque: '',
+    keyToken: 'q',
+    base64: false,
+    quiet: false,
+    ...over,
+  })
+  const item = { flags: 7, size: 5, cas: 99, ttlSeconds: -1 }
+  t.equal(text(S.metaLine('HD', ret(), null)), 'HD\r\n')
+  t.equal(S.metaLine('HD', ret(), null), S.HD, 'constant reused')
+  t.equal(text(S.metaLine('VA 5', ret({ order: 'fstck' }), item)), 'VA 5 f7 s5 t-1 c99 kq\r\n')
+  t.equal(text(S.metaLine('VA 5', ret({ order: 'kcOf', opaque: 'abc' }), item)), 'VA 5 kq c99 Oabc f7\r\n')
+  t.equal(text(S.metaLine('EN', ret({ order: 'fOks', opaque: '1' }), null)), 'EN O1 kq\r\n')
+  t.equal(text(S.metaLine('NF', ret({ order: 'k', keyToken: 'cQ==', base64: true }), null)), 'NF kcQ== b\r\n')
+  t.equal(text(S.metaLine('NS', ret({ order: 'O', opaque: 'x' }), null)), 'NS Ox\r\n')
+  t.equal(text(S.metaLine('HD', ret({ order: 't' }), { ...item, ttlSeconds: 30 })), 'HD t30\r\n')
+})
