@@ -87,7 +87,9 @@ class MemorySession implements Session {
     return ['PLAIN']
   }
   authenticate(mechanism: string, payload: Buffer): boolean {
-    const ok = mechanism === 'PLAIN' && payload.toString('latin1') === '\0alice\0secret'
+    // RFC 4616: [authzid] NUL authcid NUL passwd (libsasl2 sends authzid = authcid).
+    const [authzid, authcid, password] = payload.toString('latin1').split('\0')
+    const ok = mechanism === 'PLAIN' && (authzid === '' || authzid === authcid) && authcid === 'alice' && password === 'secret'
     if (ok) this.authenticated = true
     return ok
   }
@@ -398,6 +400,13 @@ t.test('SASL PLAIN', async (t) => {
     { opcode: op.SASL_AUTH, status: 0, opaque: 9, value: Buffer.from('Authenticated') },
   )
   t.match(await c.request(set('authed', 'yes', { opaque: 10 })), { status: 0, opaque: 10 })
+  const other = await client(s.port)
+  t.match(
+    await other.request(frame({ opcode: op.SASL_AUTH, key: 'PLAIN', value: 'alice\0alice\0secret', opaque: 12 })),
+    { status: 0, opaque: 12 },
+    'the authzid form libsasl2 sends',
+  )
+  t.match(await other.request(frame({ opcode: op.NOOP, opaque: 13 })), { status: 0, opaque: 13 })
   t.match(await c.request(get('authed', op.GET, 11)), { status: 0, value: Buffer.from('yes') })
   t.notOk(MemorySession.queues.has('q'), 'nothing stored before authentication')
 })
