@@ -108,7 +108,7 @@ export function defaultConfig(): ServerConfig {
     maxLineLength: 2048,
     maxConnections: 10_000,
     maxOutputBytes: 4 * MiB,
-    maxPendingReplies: 4096,
+    maxPendingReplies: 256,
     maxMemoryTotal: 512 * MiB,
     enableFlushAll: false,
     enableShutdown: false,
