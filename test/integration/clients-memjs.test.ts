@@ -8,6 +8,14 @@ import { startServer, removeDir, type RunningServer } from '../helpers/server.js
 
 const quiet = { log: () => {} }
 
+/** The rejection of `p` as text (memjs rejects with a plain string on authentication failure). */
+async function failure(p: Promise<unknown>): Promise<string> {
+  return p.then(
+    (value) => `resolved with ${JSON.stringify(value)}`,
+    (err: unknown) => (err instanceof Error ? err.message : String(err)),
+  )
+}
+
 function client(server: RunningServer, options: memjs.ClientOptions & memjs.ServerOptions = {}): memjs.Client {
   const c = memjs.Client.create(`${server.host}:${server.port}`, { retries: 0, timeout: 3, logger: quiet, ...options })
   t.teardown(() => c.close())
@@ -113,8 +121,8 @@ t.test('without auth', async (t) => {
   })
 
   t.test('operations memcached has and a queue does not are refused', async (t) => {
-    await t.rejects(mc.add('memjs_add', 'x'), /Not supported/)
-    await t.rejects(mc.increment('memjs_n', 1), /Not supported/)
+    t.match(await failure(mc.add('memjs_add', 'x')), /Not supported/)
+    t.match(await failure(mc.increment('memjs_n', 1)), /Not supported/)
     t.equal(await mc.set('memjs_after', 'still fine'), true, 'the connection stays usable')
     t.equal((await mc.get('memjs_after')).value?.toString(), 'still fine')
   })
@@ -135,13 +143,13 @@ t.test('SASL PLAIN', async (t) => {
 
   t.test('a wrong password fails', async (t) => {
     const mc = client(server, { username: 'alice', password: 'wrong' })
-    await t.rejects(mc.set('memjs_auth', 'intruder'), /authentication failed/i)
-    await t.rejects(mc.get('memjs_auth'), /authentication failed/i)
+    t.match(await failure(mc.set('memjs_auth', 'intruder')), /authentication failed/i)
+    t.match(await failure(mc.get('memjs_auth')), /authentication failed/i)
   })
 
   t.test('no credentials fails', async (t) => {
     const mc = client(server)
-    await t.rejects(mc.set('memjs_auth', 'anonymous'), /authentication failed/i)
+    t.match(await failure(mc.set('memjs_auth', 'anonymous')), /authentication failed/i)
   })
 
   t.test('nothing was stored by the failed clients', async (t) => {
