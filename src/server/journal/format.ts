@@ -226,27 +226,60 @@ export function decodeHeader(buf: Buffer): SegmentHeader | HeaderProblem {
 // ---------------------------------------------------------------------------------------------
 // Records
 
-// CRC-32 (IEEE, reflected 0xEDB88320) of the 4 length bytes, in JS: zlib.crc32 takes no offset, so
-// this saves a subarray + native call per record. zlib.crc32(body, crcOfLength) continues it.
-const CRC_TABLE = new Uint32Array(256)
+// CRC-32 (IEEE, reflected 0xEDB88320), the same function as zlib.crc32. zlib.crc32 takes no offset
+// and costs a few hundred ns per call in its JS binding (argument checks, a Buffer view), which is
+// most of replay's time for small records. So small spans are done here in JS (slicing-by-8
+// tables), large ones by zlib; the result is identical.
+const CRC_TABLES = new Int32Array(256 * 8)
 for (let n = 0; n < 256; n++) {
   let c = n
   for (let k = 0; k < 8; k++) c = c & 1 ? 0xedb88320 ^ (c >>> 1) : c >>> 1
-  CRC_TABLE[n] = c >>> 0
+  CRC_TABLES[n] = c
+}
+for (let n = 0; n < 256; n++) {
+  let c = CRC_TABLES[n]!
+  for (let k = 1; k < 8; k++) {
+    c = CRC_TABLES[c & 0xff]! ^ (c >>> 8)
+    CRC_TABLES[k * 256 + n] = c
+  }
+}
+const JS_CRC_MAX_BYTES = 256
+
+/** CRC-32 of buf[start, end) continuing from `crc` (as zlib.crc32(buf.subarray(start, end), crc)). */
+export function crc32Span(buf: Buffer, start: number, end: number, crc: number): number {
+  if (end - start > JS_CRC_MAX_BYTES) return crc32(buf.subarray(start, end), crc)
+  const T = CRC_TABLES
+  let c = ~crc
+  let i = start
+  for (; i + 8 <= end; i += 8) {
+    const a = c ^ (buf[i]! | (buf[i + 1]! << 8) | (buf[i + 2]! << 16) | (buf[i + 3]! << 24))
+    c =
+      T[1792 + (a & 0xff)]! ^
+      T[1536 + ((a >>> 8) & 0xff)]! ^
+      T[1280 + ((a >>> 16) & 0xff)]! ^
+      T[1024 + (a >>> 24)]! ^
+      T[768 + buf[i + 4]!]! ^
+      T[512 + buf[i + 5]!]! ^
+      T[256 + buf[i + 6]!]! ^
+      T[buf[i + 7]!]!
+  }
+  for (; i < end; i++) c = T[(c ^ buf[i]!) & 0xff]! ^ (c >>> 8)
+  return ~c >>> 0
 }
 
 function crcOfLength(length: number): number {
-  let c = 0xffffffff
-  c = CRC_TABLE[(c ^ length) & 0xff]! ^ (c >>> 8)
-  c = CRC_TABLE[(c ^ (length >>> 8)) & 0xff]! ^ (c >>> 8)
-  c = CRC_TABLE[(c ^ (length >>> 16)) & 0xff]! ^ (c >>> 8)
-  c = CRC_TABLE[(c ^ (length >>> 24)) & 0xff]! ^ (c >>> 8)
-  return (c ^ 0xffffffff) >>> 0
+  const T = CRC_TABLES
+  let c = -1
+  c = T[(c ^ length) & 0xff]! ^ (c >>> 8)
+  c = T[(c ^ (length >>> 8)) & 0xff]! ^ (c >>> 8)
+  c = T[(c ^ (length >>> 16)) & 0xff]! ^ (c >>> 8)
+  c = T[(c ^ (length >>> 24)) & 0xff]! ^ (c >>> 8)
+  return ~c >>> 0
 }
 
 /** CRC of a record whose length field is `length` and whose opcode+body is buf[bodyStart, +length). */
 export function recordCrc(buf: Buffer, bodyStart: number, length: number): number {
-  return crc32(buf.subarray(bodyStart, bodyStart + length), crcOfLength(length))
+  return crc32Span(buf, bodyStart, bodyStart + length, crcOfLength(length))
 }
 
 export function addRecordSize(dataLength: number): number {
