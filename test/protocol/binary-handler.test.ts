@@ -9,7 +9,7 @@ import type { DeliveredItem, Done, GetDone, Session } from '../../src/server/dis
 import { StarlingError } from '../../src/server/errors.js'
 import type { GetOptions } from '../../src/server/protocol/keyOptions.js'
 import { Outbox } from '../../src/server/protocol/outbox.js'
-import { BinaryHandler } from '../../src/server/protocol/binary/handler.js'
+import { BinaryHandler, statusForError } from '../../src/server/protocol/binary/handler.js'
 import { BinaryClient, frame, get, op, set, u32s } from '../helpers/binary.js'
 
 const MAX_ITEM = 1000
@@ -427,4 +427,26 @@ t.test('many pipelined blocking gets: parsing pauses at the slot limit and resum
     rs.push(r.value.toString())
   }
   t.same(rs, Array.from({ length: n }, (_, i) => `item${i}`))
+})
+
+t.test('every error code maps to a binary status', async (t) => {
+  const expected: Array<[ConstructorParameters<typeof StarlingError>[0], number]> = [
+    ['BAD_KEY', 0x04],
+    ['BAD_OPTIONS', 0x04],
+    ['BAD_COMMAND', 0x04],
+    ['BAD_DATA_CHUNK', 0x04],
+    ['OPEN_READ_PENDING', 0x04],
+    ['TOO_LARGE', 0x03],
+    ['QUEUE_FULL', 0x05],
+    ['NOT_SUPPORTED', 0x83],
+    ['AUTH_REQUIRED', 0x20],
+    ['AUTH_FAILED', 0x20],
+    ['IO', 0x84],
+    ['SHUTTING_DOWN', 0x86],
+  ]
+  for (const [code, status] of expected) {
+    t.equal(statusForError(new StarlingError(code, `reason for ${code}`)).status, status, code)
+  }
+  t.same(statusForError(new StarlingError('QUEUE_FULL', 'over max_items')), { status: 0x05, message: 'queue full' })
+  t.same(statusForError(new StarlingError('OPEN_READ_PENDING', 'open read pending')), { status: 0x04, message: 'open read pending' })
 })

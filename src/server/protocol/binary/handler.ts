@@ -5,6 +5,14 @@
  * Every request gets its reply in request order through the Outbox (a blocking `q/t=500` GET holds
  * the replies behind it). Quiet commands send nothing on success (GETQ/GETKQ: nothing on a miss);
  * their errors are always sent. A malformed frame gets one error reply and the connection closes.
+ *
+ * Where a queue differs from a cache:
+ * - SET/DELETE with a non-zero cas are refused with NOT_SUPPORTED (a queue has no value to compare);
+ *   a SET reply's cas is 0. ADD/REPLACE/APPEND/PREPEND/INCR/DECR/TOUCH/GAT* are NOT_SUPPORTED.
+ * - With auth configured, an unauthenticated command gets AUTH_ERROR and the connection stays open
+ *   (so the client can still authenticate); SASL commands, VERSION and QUIT are always allowed.
+ *   Without auth configured the SASL commands are unknown (0x81), as in memcached without -S.
+ * - A bad magic byte is answered with opcode 0 and opaque 0: nothing in that header can be trusted.
  */
 import { StarlingError } from '../../errors.js'
 import { parseQueueKey, parseSetKey, validateKey } from '../keyOptions.js'
