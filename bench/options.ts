@@ -28,15 +28,15 @@ export const FULL: Sizes = {
 }
 
 export const QUICK: Sizes = {
-  fillDrainItems: 10_000,
-  mixedMs: 2_000,
-  mixedBacklogCap: 5_000,
-  durableMs: 2_000,
-  blockingMs: 2_000,
+  fillDrainItems: 6_000,
+  mixedMs: 1_500,
+  mixedBacklogCap: 2_000,
+  durableMs: 1_500,
+  blockingMs: 1_500,
   blockingRatePerSec: 1_000,
-  largeItems: 300,
-  tinyItems: 10_000,
-  replayItems: 50_000,
+  largeItems: 200,
+  tinyItems: 6_000,
+  replayItems: 30_000,
   replayValueSize: 1024,
 }
 

@@ -54,7 +54,7 @@ function summaryLine(r: WorkloadResult): string {
   parts.push(`lost/dup/corrupt/ooo ${c.lost}/${c.duplicated}/${c.corrupt}/${c.outOfOrder}`)
   parts.push(`gen CPU ${r.generatorCpuPct.toFixed(0)}%, server CPU ${r.serverCpuPct.toFixed(0)}%`)
   if (m.putErrors || m.takeErrors) parts.push(`errors put ${m.putErrors} take ${m.takeErrors}`)
-  return `  ${r.peer}: ${r.status === 'ok' ? '' : `FAILED (${r.error}) `}${parts.join('; ')}`
+  return `  ${r.peer} (${(m.elapsedSeconds ?? 0).toFixed(1)} s): ${r.status === 'ok' ? '' : `FAILED (${r.error}) `}${parts.join('; ')}`
 }
 
 function findProfile(dir: string): string | null {
@@ -102,7 +102,8 @@ async function main(): Promise<number> {
     return 2
   }
   const workloads = WORKLOADS.filter((w) => options.workloads === null || options.workloads.includes(w.name))
-  const profileDir = mkdtempSync(join(tmpdir(), 'bench-cpuprof-'))
+  const profileDir = options.cpuProf ? mkdtempSync(join(tmpdir(), 'bench-cpuprof-')) : null
+  if (profileDir) process.on('exit', () => rmSync(profileDir, { recursive: true, force: true }))
   const pool = new WorkerPool(options.threads)
   const results: WorkloadResult[] = []
   log(`bench (${options.quick ? 'quick' : 'full'}): peers ${peers.map((p) => p.name).join(', ')}; ${options.threads} generator threads`)
@@ -117,9 +118,10 @@ async function main(): Promise<number> {
           pool,
           peer,
           log,
-          profileArgs: () => ['--cpu-prof', '--cpu-prof-dir', profileDir],
+          profileArgs: () => (profileDir ? ['--cpu-prof', '--cpu-prof-dir', profileDir] : []),
         }
         let r: WorkloadResult
+        const runStarted = performance.now()
         try {
           r = await w.run(ctx)
         } catch (err) {
@@ -136,6 +138,7 @@ async function main(): Promise<number> {
             errors: [(err as Error).message],
           }
         }
+        r.metrics.elapsedSeconds = (performance.now() - runStarted) / 1000
         results.push(r)
         log(summaryLine(r))
         if (r.errors.length > 0) log(`    first errors: ${r.errors.slice(0, 3).join(' | ')}`)
@@ -146,7 +149,7 @@ async function main(): Promise<number> {
   }
 
   let profile: SelfTime[] | null = null
-  const profileFile = findProfile(profileDir)
+  const profileFile = profileDir ? findProfile(profileDir) : null
   if (profileFile) {
     try {
       profile = summariseProfile(profileFile, ROOT)
@@ -154,7 +157,6 @@ async function main(): Promise<number> {
       log(`could not read the CPU profile: ${(err as Error).message}`)
     }
   }
-  rmSync(profileDir, { recursive: true, force: true })
 
   const wallSeconds = (performance.now() - started) / 1000
   const cpu = process.cpuUsage(cpuStart)
