@@ -316,3 +316,16 @@ t.test('fed one byte at a time, a pipeline gives exactly the replies it gives in
   )
   for (const size of [1, 2, 3, 7, 13]) t.equal(run(size), whole, `chunks of ${size}`)
 })
+
+t.test('a reply written while parsing may call back into pump (connection resuming): no corruption', async (t) => {
+  // The real Connection resumes reading from the Outbox's onWritten callback, which re-enters
+  // pump() in the middle of the parse loop. A 20k-command pipeline must still be answered exactly.
+  const store = new MemoryStore()
+  const sink = new CollectingSink()
+  let handler: TextHandler | null = null
+  const outbox = new Outbox(sink, { maxPendingBytes: 1 << 20, maxPendingSlots: 1000 }, () => handler?.pump())
+  handler = new TextHandler(new MemorySession(store), outbox, DEFAULT_LIMITS, { end: () => {} })
+  const pipeline = Buffer.from('get nothing\r\n'.repeat(20_000) + 'set q 0 0 1\r\nx\r\nget q\r\n', 'latin1')
+  for (let i = 0; i < pipeline.length; i += 65536) handler.feed(pipeline.subarray(i, i + 65536))
+  t.equal(sink.text(), 'END\r\n'.repeat(20_000) + 'STORED\r\nVALUE q 0 1\r\nx\r\nEND\r\n')
+})

@@ -71,8 +71,24 @@ export abstract class ProtocolHandler {
     this.pump()
   }
 
-  /** Continue after the outbox drained. */
+  /**
+   * Continue after the outbox drained. Not re-entrant: a reply written while parsing can call back
+   * into pump (the Outbox's onWritten → the connection resumes reading); the outer loop is already
+   * running and will go on, so the nested call returns at once instead of moving start/end under it.
+   */
   pump(): void {
+    if (this.pumping) return
+    this.pumping = true
+    try {
+      this.pumpLoop()
+    } finally {
+      this.pumping = false
+    }
+  }
+
+  private pumping = false
+
+  private pumpLoop(): void {
     while (!this.closed && this.end > this.start && !this.out.full) {
       const consumed = this.parseOne(this.buf, this.start, this.end)
       // parseOne may have closed the handler (quit, protocol error): the buffer is gone.
