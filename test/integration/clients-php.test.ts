@@ -41,8 +41,9 @@ for (const mode of ['text', 'binary'] as const) {
     t.equal(r.delete_missing_notfound, true)
     t.equal(r.add, false, 'add is refused')
     t.equal(r.after_refusal, true, 'the connection stays usable after a refusal')
-    t.match(r.version, /^\d+\.\d+\.\d+/)
-    t.equal(r.stats_pid, String(server.proc.pid))
+    // libmemcached parses the server version and gives up on a major version of 0.
+    t.match(r.version, /^[1-9]\d*\.\d+\.\d+/, 'getVersion (libmemcached needs a major version >= 1)')
+    t.equal(r.stats_pid, String(server.proc.pid), 'getStats (libmemcached parses the version stat too)')
 
     const c = await BinaryClient.connect(server.port)
     t.teardown(() => c.close())
