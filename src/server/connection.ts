@@ -25,6 +25,7 @@ export class Connection {
   private readonly outbox: Outbox
   private handler: ProtocolHandler | null = null
   private paused = false
+  private resumeScheduled = false
   private ending = false
   private closed = false
 
@@ -37,7 +38,14 @@ export class Connection {
     this.session = dispatcher.createSession()
     this.outbox = new Outbox(socket, options.outbox, (bytes) => {
       this.session.countBytes(0, bytes)
-      if (this.paused) this.maybeResume()
+      // Never parse more input from inside a write: that would re-enter the handler mid-command.
+      if (this.paused && !this.resumeScheduled) {
+        this.resumeScheduled = true
+        setImmediate(() => {
+          this.resumeScheduled = false
+          this.maybeResume()
+        })
+      }
     })
     socket.setNoDelay(true)
     socket.on('data', (chunk: Buffer) => this.onData(chunk))

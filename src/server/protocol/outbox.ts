@@ -32,6 +32,7 @@ export class Outbox {
   private head = 0
   private corked = false
   private closed = false
+  private releasing = false
   bytesWritten = 0
 
   constructor(
@@ -84,11 +85,19 @@ export class Outbox {
   }
 
   private release(): void {
-    while (this.head < this.slots.length) {
-      const slot = this.slots[this.head]!
-      if (slot.chunks === null) break
-      this.write(slot.chunks)
-      this.head++
+    // A write can call back into us (a fill from a journal callback run by the same write path);
+    // one loop at a time, and the head moves before each write, so no reply is sent twice.
+    if (this.releasing) return
+    this.releasing = true
+    try {
+      while (this.head < this.slots.length) {
+        const slot = this.slots[this.head]!
+        if (slot.chunks === null) break
+        this.head++
+        this.write(slot.chunks)
+      }
+    } finally {
+      this.releasing = false
     }
     if (this.head === this.slots.length) {
       this.slots.length = 0
