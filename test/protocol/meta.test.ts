@@ -3,12 +3,12 @@
  * Session double: replies byte for byte, return flags in request order, quiet mode, opaque and key
  * echo, base64 keys, Kestrel key options in mg, refusals and flag errors keeping the stream in step.
  */
-import t from 'tap'
+import t, { type Test } from 'tap'
 import { RawClient } from '../helpers/textClient.js'
 import { startTextServer, type TextTestServer } from '../helpers/textSession.js'
 
 async function setup(
-  t: { teardown(fn: () => unknown): void },
+  t: Test,
   options: Parameters<typeof startTextServer>[0] = {},
 ): Promise<{ server: TextTestServer; c: RawClient; connect(): Promise<RawClient> }> {
   const server = await startTextServer(options)
@@ -27,7 +27,7 @@ async function setup(
 }
 
 /** Send, then read exactly the expected bytes and compare. */
-async function exchange(t: { equal(a: unknown, b: unknown, m?: string): void }, c: RawClient, send: string, expected: string, message?: string): Promise<void> {
+async function exchange(t: Test, c: RawClient, send: string, expected: string, message?: string): Promise<void> {
   c.send(send)
   t.equal((await c.bytes(expected.length)).toString('latin1'), expected, message ?? JSON.stringify(send))
 }

@@ -3,14 +3,14 @@
  * textSession.ts): every text command's reply byte for byte, ordering of delayed replies, noreply,
  * key options, errors from the layer below, framing errors and resync, auth.
  */
-import t from 'tap'
+import t, { type Test } from 'tap'
 import { RawClient } from '../helpers/textClient.js'
 import { CollectingSink, DEFAULT_LIMITS, MemorySession, MemoryStore, startTextServer, type TextTestServer } from '../helpers/textSession.js'
 import { Outbox } from '../../src/server/protocol/outbox.js'
 import { TextHandler } from '../../src/server/protocol/text/handler.js'
 
 async function withServer(
-  t: { teardown(fn: () => unknown): void },
+  t: Test,
   options: Parameters<typeof startTextServer>[0] = {},
 ): Promise<{ server: TextTestServer; client: RawClient; connect(): Promise<RawClient> }> {
   const server = await startTextServer(options)
@@ -36,7 +36,7 @@ async function lines(c: RawClient, n: number): Promise<string[]> {
 }
 
 /** Nothing more arrives within `ms`. */
-async function silent(t: { equal: (a: unknown, b: unknown, m?: string) => void }, c: RawClient, ms = 80): Promise<void> {
+async function silent(t: Test, c: RawClient, ms = 80): Promise<void> {
   c.send('version\r\n')
   t.equal(await c.line(), 'VERSION 9.9.9', `nothing before the probe`)
   await new Promise((r) => setTimeout(r, ms))
