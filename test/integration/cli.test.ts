@@ -24,7 +24,7 @@ t.test('--help, -? and -V', async (t) => {
   }
   const v = run(['-V'])
   t.equal(v.status, 0)
-  t.match(v.stdout, /^starling 0\.1\.0$/m)
+  t.match(v.stdout, /^starling 1\.0\.0$/m)
 })
 
 t.test('configuration errors: one line naming the key, exit 1, no stack trace', async (t) => {

@@ -21,7 +21,7 @@ t.test('FIFO across many queues, flags, delete, flush, restart', async (t) => {
   t.equal(await c.get('q0'), null)
   t.same(await c.request('flush q1\r\n'), ['OK'])
   t.equal(await c.get('q1'), null)
-  t.same(await c.request('version\r\n'), [`VERSION 0.1.0`])
+  t.same(await c.request('version\r\n'), [`VERSION 1.0.0`])
   c.close()
   t.equal(await server.stop(), 0, 'SIGTERM exits 0')
 
@@ -88,7 +88,7 @@ t.test('stats: Starling fields in order, then per-queue fields, with real values
   t.same(names.slice(0, starling.length), starling, 'server fields in Starling order')
   const v = Object.fromEntries(pairs)
   t.equal(v.pid, String(server.proc.pid))
-  t.equal(v.version, '0.1.0')
+  t.equal(v.version, '1.0.0')
   t.match(v.rusage_user, /^\d+\.\d{6}$/)
   t.ok(Math.abs(Number(v.time) - Date.now() / 1000) < 5)
   t.equal(v.curr_items, '1')

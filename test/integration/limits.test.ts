@@ -23,7 +23,7 @@ t.test('a client that never reads makes the server stop reading it, not buffer',
   const count = 1500 // ~96 MiB queued
   const header = Buffer.from(`set big 0 0 ${item.length} noreply\r\n`)
   for (let i = 0; i < count; i++) producer.send(Buffer.concat([header, item, Buffer.from('\r\n')]))
-  t.same(await producer.request('version\r\n'), ['VERSION 0.1.0'])
+  t.same(await producer.request('version\r\n'), ['VERSION 1.0.0'])
   const before = rssBytes(s.proc.pid!)
 
   const slow = await RawClient.connect(s.port)
@@ -59,14 +59,14 @@ t.test('max_connections refuses connections over the limit', async (t) => {
     removeDir(s.spool)
   })
   const clients = await Promise.all([1, 2, 3].map(() => RawClient.connect(s.port)))
-  for (const c of clients) t.same(await c.request('version\r\n'), ['VERSION 0.1.0'])
+  for (const c of clients) t.same(await c.request('version\r\n'), ['VERSION 1.0.0'])
   const extra = await RawClient.connect(s.port)
   await extra.waitClosed()
   t.ok(extra.closed, 'the fourth connection was closed')
   clients[0]!.close()
   await new Promise((r) => setTimeout(r, 100))
   const next = await RawClient.connect(s.port)
-  t.same(await next.request('version\r\n'), ['VERSION 0.1.0'], 'a freed slot is usable')
+  t.same(await next.request('version\r\n'), ['VERSION 1.0.0'], 'a freed slot is usable')
   for (const c of [...clients, next]) c.close()
 })
 
