@@ -38,7 +38,8 @@ export class Outbox {
   constructor(
     private readonly sink: ReplySink,
     private readonly limits: OutboxLimits,
-    private readonly onWritten: (bytes: number) => void = () => {},
+    /** After replies left (bytes may be 0 for silent ones): for byte counts and resuming input. */
+    private readonly onProgress: (bytes: number) => void = () => {},
   ) {}
 
   get pendingSlots(): number {
@@ -56,7 +57,8 @@ export class Outbox {
   /** Reply now, in order. With nothing in flight ahead of it, this writes straight through. */
   push(...chunks: Buffer[]): void {
     if (this.pendingSlots === 0) {
-      this.write(chunks)
+      const bytes = this.write(chunks)
+      if (bytes > 0) this.onProgress(bytes)
       return
     }
     const slot = new Slot()
@@ -89,16 +91,21 @@ export class Outbox {
     // one loop at a time, and the head moves before each write, so no reply is sent twice.
     if (this.releasing) return
     this.releasing = true
+    let released = 0
+    let bytes = 0
     try {
       while (this.head < this.slots.length) {
         const slot = this.slots[this.head]!
         if (slot.chunks === null) break
         this.head++
-        this.write(slot.chunks)
+        released++
+        bytes += this.write(slot.chunks)
       }
     } finally {
       this.releasing = false
     }
+    // Even a silent reply (noreply) frees a slot: the connection may resume reading.
+    if (released > 0) this.onProgress(bytes)
     if (this.head === this.slots.length) {
       this.slots.length = 0
       this.head = 0
@@ -108,8 +115,9 @@ export class Outbox {
     }
   }
 
-  private write(chunks: Buffer[]): void {
-    if (this.closed || chunks.length === 0) return
+  /** Write the chunks (corked until the end of the tick); returns the bytes written. */
+  private write(chunks: Buffer[]): number {
+    if (this.closed || chunks.length === 0) return 0
     if (!this.corked) {
       this.corked = true
       this.sink.cork()
@@ -124,6 +132,6 @@ export class Outbox {
       this.sink.write(chunk)
     }
     this.bytesWritten += n
-    this.onWritten(n)
+    return n
   }
 }
