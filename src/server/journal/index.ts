@@ -17,6 +17,7 @@ import {
 import { fsyncDir } from './faults.js'
 import { FileQueueJournal, journalStats } from './queueJournal.js'
 import { replaySegments, silentLogger, type JournalLogger } from './replay.js'
+import { readSegmentHeader } from './segment.js'
 import type { JournalFactory, JournalOptions, QueueJournal, ReplayResult } from './types.js'
 
 export type { JournalLogger } from './replay.js'
@@ -24,17 +25,6 @@ export { FileQueueJournal } from './queueJournal.js'
 export { encodeQueueName, decodeQueueName, queueFileName } from './format.js'
 export { setFaultInjector, FAILPOINTS, type FaultInjector, type FaultContext, type FailpointName } from './faults.js'
 export * from './types.js'
-
-function readHeader(path: string): ReturnType<typeof decodeHeader> {
-  const buf = Buffer.allocUnsafe(64 * 1024 + 64)
-  const fd = fs.openSync(path, 'r')
-  try {
-    const n = fs.readSync(fd, buf, 0, buf.length, 0)
-    return decodeHeader(buf.subarray(0, n))
-  } finally {
-    fs.closeSync(fd)
-  }
-}
 
 async function listQueues(dir: string, logger: JournalLogger): Promise<string[]> {
   let files: string[]
@@ -58,7 +48,7 @@ async function listQueues(dir: string, logger: JournalLogger): Promise<string[]>
     const lastPath = join(dir, segmentFileName(encoded, segnos[segnos.length - 1]!))
     let header: ReturnType<typeof decodeHeader> | undefined
     try {
-      header = readHeader(lastPath)
+      header = readSegmentHeader(lastPath)
     } catch {
       header = undefined
     }

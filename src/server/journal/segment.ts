@@ -5,7 +5,9 @@
 import * as fs from 'node:fs'
 import { join } from 'node:path'
 import {
+  decodeHeader,
   encodeHeader,
+  HEADER_FIXED_BYTES,
   FORMAT_VERSION,
   parseSegmentFileName,
   parseTmpFileName,
@@ -122,6 +124,18 @@ export function createSegment(o: NewSegmentOptions): Segment {
       /* not there */
     }
     throw err
+  }
+}
+
+/** Read and decode the header at the start of a segment file. */
+export function readSegmentHeader(path: string): ReturnType<typeof decodeHeader> {
+  const buf = Buffer.allocUnsafe(HEADER_FIXED_BYTES + 0xffff + 4)
+  const fd = fs.openSync(path, 'r')
+  try {
+    const n = fs.readSync(fd, buf, 0, buf.length, 0)
+    return decodeHeader(buf.subarray(0, n))
+  } finally {
+    fs.closeSync(fd)
   }
 }
 

@@ -29,10 +29,10 @@
 import * as fs from 'node:fs'
 import { join } from 'node:path'
 import { crc32 } from 'node:zlib'
-import { addRecordSize, encodeAdd, encodeQueueName, FLAG_IMPORTED, isJournalFile, segmentFileName, decodeHeader } from './format.js'
+import { addRecordSize, encodeAdd, encodeQueueName, FLAG_IMPORTED, isJournalFile, segmentFileName } from './format.js'
 import { failpoint, fsyncDir, renameNow } from './faults.js'
 import { replaySegments, silentLogger, type JournalLogger } from './replay.js'
-import { createSegment, listSegments } from './segment.js'
+import { createSegment, listSegments, readSegmentHeader } from './segment.js'
 
 export const STARLING_BAK_SUFFIX = '.starling-bak'
 
@@ -134,7 +134,7 @@ export async function importStarlingSpool(dir: string, logger: JournalLogger = s
     const encoded = encodeQueueName(queue)
     const segnos = listSegments(dir, encoded)
     const done = segnos.some((segno) => {
-      const h = decodeHeader(fs.readFileSync(join(dir, segmentFileName(encoded, segno))).subarray(0, 64 * 1024 + 64))
+      const h = readSegmentHeader(join(dir, segmentFileName(encoded, segno)))
       return typeof h !== 'string' && (h.flags & FLAG_IMPORTED) !== 0 && h.importFingerprint === fingerprint && h.importSize === anchor.length >>> 0
     })
     if (!done) {
