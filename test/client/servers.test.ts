@@ -115,3 +115,69 @@ t.test('one of two servers killed mid-run: no acknowledged item lost, client kee
   t.ok(dupes <= 2, `duplicates only from open reads the kill interrupted (${dupes})`)
   t.same([...seen].filter((v) => !acked.has(v) && !uncertain.has(v)), [], 'nothing consumed that was not produced')
 })
+
+/** A TCP proxy to a server that can be taken down and brought back on the same port. */
+async function proxyTo(port: number) {
+  const { createServer, connect } = await import('node:net')
+  const sockets = new Set<import('node:net').Socket>()
+  let server: import('node:net').Server | undefined
+  let listenPort = 0
+  const up = async () => {
+    server = createServer((client) => {
+      const upstream = connect(port, '127.0.0.1')
+      sockets.add(client).add(upstream)
+      client.pipe(upstream).pipe(client)
+      const drop = () => {
+        client.destroy()
+        upstream.destroy()
+      }
+      client.on('error', drop).on('close', drop)
+      upstream.on('error', drop).on('close', drop)
+    })
+    await new Promise<void>((r) => server!.listen(listenPort, '127.0.0.1', r))
+    listenPort = (server.address() as { port: number }).port
+  }
+  const down = async () => {
+    for (const s of sockets) s.destroy()
+    sockets.clear()
+    await new Promise((r) => server!.close(r))
+  }
+  await up()
+  return { port: () => listenPort, up, down }
+}
+
+t.test('a dead server is skipped, retried with backoff, and used again when it is back', async (t) => {
+  const a = await startServer()
+  const b = await startServer()
+  const proxy = await proxyTo(a.port)
+  const client = new StarlingClient([`127.0.0.1:${proxy.port()}`, `127.0.0.1:${b.port}`], { retryDelayMs: 100, maxRetryDelayMs: 400 })
+  const direct = new StarlingClient(`127.0.0.1:${a.port}`)
+  t.teardown(async () => {
+    await client.close()
+    await direct.close()
+    await proxy.down()
+    await a.stop()
+    await b.stop()
+    removeDir(a.spool)
+    removeDir(b.spool)
+  })
+  const onA = async () => (await direct.sizeof('flaky')) as number
+  for (let i = 0; i < 4; i++) await client.set('flaky', i)
+  t.equal(await onA(), 2, 'round-robin while both are up')
+
+  await proxy.down()
+  await sleep(50) // the client sees its connection close (a set in flight at that moment may fail)
+  const started = Date.now()
+  for (let i = 0; i < 20; i++) await client.set('flaky', i) // each lands on b, none fails
+  t.ok(Date.now() - started < 2000, 'a dead server costs little')
+  t.equal(await onA(), 2, 'nothing went to the dead server')
+  const stats = await client.stats()
+  t.same(Object.keys(stats), [`127.0.0.1:${b.port}`], 'stats skips the dead server')
+
+  await proxy.up()
+  await sleep(500) // past the backoff
+  for (let i = 0; i < 10; i++) await client.set('flaky', i)
+  t.ok((await onA()) >= 6, 'sets reach the revived server again')
+  t.equal(Object.keys(await client.stats()).length, 2)
+  t.equal(await client.flush('flaky'), 34)
+})
