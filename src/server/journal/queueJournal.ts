@@ -66,9 +66,14 @@ export function journalStats(): JournalStats {
 /** Retry failed REMOVEs after this long if nothing else writes first. */
 const REMOVE_RETRY_MS = 100
 
-function ioError(err: unknown, what: string): StarlingError {
+/**
+ * The error handed to callbacks: the OS error itself when it has an errno code (ENOSPC, EIO: the
+ * engine puts the code in its SERVER_ERROR reply), else a StarlingError with code 'IO'.
+ */
+function ioError(err: unknown, what: string): Error {
   const e = err as NodeJS.ErrnoException
-  return new StarlingError('IO', `${what}: ${e.code ?? e.message ?? String(err)}`, { cause: err })
+  if (e instanceof Error && typeof e.code === 'string') return e
+  return new StarlingError('IO', `${what}: ${e?.message ?? String(err)}`, { cause: err })
 }
 
 /** Run an engine callback; a throw must not break the journal's bookkeeping. */
