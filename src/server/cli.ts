@@ -84,10 +84,11 @@ export function resolveConfig(flags: Flags): ServerConfig {
 }
 
 /** Detach: start ourselves again without -d, wait until the child has written its pid file. */
-async function daemonize(argv: string[], config: ServerConfig): Promise<number> {
+async function daemonize(argv: string[], config: ServerConfig, pidGiven: boolean): Promise<number> {
   const args = argv.filter((a) => a !== '-d' && a !== '--d')
+  if (!pidGiven) args.push('-P', config.pidFile!)
   const log = config.logFile ? openSync(config.logFile, 'a') : 'ignore'
-  const child = spawn(process.execPath, [process.argv[1]!, ...args, '--daemonized', '-P', config.pidFile!], {
+  const child = spawn(process.execPath, [process.argv[1]!, ...args, '--daemonized'], {
     detached: true,
     stdio: ['ignore', log, log],
   })
@@ -133,7 +134,7 @@ export async function runCli(argv: string[]): Promise<number> {
   } catch (err) {
     return fail(err)
   }
-  if (config.daemonize && !flags.daemonized) return daemonize(argv, config)
+  if (config.daemonize && !flags.daemonized) return daemonize(argv, config, flags.pid !== undefined)
 
   let log: Logger
   try {
