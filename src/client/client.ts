@@ -36,7 +36,7 @@ export interface StarlingClientOptions {
   maxRetryDelayMs?: number
   /** Pipelined connections per server for non-blocking commands (default 1). */
   connectionsPerServer?: number
-  /** Idle connections kept per server for blocking gets and open reads (default 8). */
+  /** Idle connections kept per server for blocking gets and open reads (default 16). */
   maxIdleConnections?: number
 }
 
@@ -85,7 +85,7 @@ const DEFAULTS = {
   retryDelayMs: 200,
   maxRetryDelayMs: 10_000,
   connectionsPerServer: 1,
-  maxIdleConnections: 8,
+  maxIdleConnections: 16,
 }
 
 /** An open read in progress: which connection holds it. */

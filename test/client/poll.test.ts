@@ -38,8 +38,8 @@ t.test('an idle poller wakes for an item on any of its queues, promptly', async 
   const got: Array<{ v: string; at: number }> = []
   const poller = client.poll<string>(['w_high', 'w_low'], (v) => void got.push({ v, at: Date.now() }), { idleTimeoutMs: 5000 })
   await sleep(100)
-  const setAt = Date.now()
   await client.set('w_low', 'low one')
+  const setAt = Date.now() // acknowledged
   await sleep(100)
   await poller.stop()
   t.equal(got.length, 1)
