@@ -12,7 +12,7 @@ import type { ServerConfig } from './config.js'
 import { Connection } from './connection.js'
 import { Dispatcher } from './dispatcher.js'
 import { QueueCollection } from './engine/queueCollection.js'
-import { journalFactory, importStarlingSpool } from './journal/index.js'
+import { createJournalFactory, importStarlingSpool } from './journal/index.js'
 import type { Logger } from './logger.js'
 import type { ServerCounters } from './stats.js'
 import { VERSION } from './version.js'
@@ -43,10 +43,11 @@ export class StarlingServer {
     private readonly log: Logger,
     private readonly onShutdownRequest: () => void = () => void this.stop(),
   ) {
-    this.collection = new QueueCollection(config, journalFactory, log)
+    const journals = createJournalFactory({ logger: log })
+    this.collection = new QueueCollection(config, journals, log)
     this.dispatcher = new Dispatcher({
       collection: this.collection,
-      stats: { version: VERSION, server: this.counters, collection: this.collection, journal: () => journalFactory.stats() },
+      stats: { version: VERSION, server: this.counters, collection: this.collection, journal: () => journals.stats() },
       version: VERSION,
       auth: config.auth,
       enableFlushAll: config.enableFlushAll,

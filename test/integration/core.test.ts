@@ -147,3 +147,19 @@ t.test('queue names cannot escape the spool or collide', async (t) => {
   for (const f of readdirSync(server.spool)) t.notOk(f.includes('/') || f === '..' || f === '.', f)
   c.close()
 })
+
+t.test('stats pipelined behind sets to a new queue counts them', async (t) => {
+  const server = await startServer()
+  t.teardown(async () => {
+    await server.stop()
+    removeDir(server.spool)
+  })
+  const c = await RawClient.connect(server.port)
+  c.send('set fresh 0 0 1\r\na\r\nset fresh 0 0 1\r\nb\r\nstats\r\n')
+  t.equal(await c.line(), 'STORED')
+  t.equal(await c.line(), 'STORED')
+  const lines: string[] = []
+  for (let l = await c.line(); l !== 'END'; l = await c.line()) lines.push(l)
+  t.ok(lines.includes('STAT queue_fresh_items 2'), 'both sets are in the stats that followed them')
+  c.close()
+})

@@ -67,3 +67,16 @@ t.test('full: by pending slots and by unread bytes', async (t) => {
   const s2 = { ...sink(), writableLength: 10 }
   t.ok(new Outbox(s2, { maxPendingBytes: 10, maxPendingSlots: 2 }).full, 'unread bytes at the limit')
 })
+
+t.test('pushWhenReady computes its reply only when every earlier reply is done', async (t) => {
+  const s = sink()
+  const out = new Outbox(s, { maxPendingBytes: 1 << 20, maxPendingSlots: 100 })
+  let state = 'before'
+  const a = out.reserve()
+  out.pushWhenReady(() => [Buffer.from(`stats:${state}`)])
+  state = 'after'
+  out.fill(a, Buffer.from('STORED'))
+  t.same(s.written, ['STORED', 'stats:after'])
+  out.pushWhenReady(() => [Buffer.from('now')])
+  t.same(s.written, ['STORED', 'stats:after', 'now'], 'nothing pending: computed at once')
+})

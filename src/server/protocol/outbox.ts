@@ -25,6 +25,8 @@ const EMPTY: Buffer[] = []
 export class Slot {
   /** Reply chunks, or null while the command is in progress. */
   chunks: Buffer[] | null = null
+  /** For pushWhenReady: builds the chunks when the slot reaches the head. */
+  compute: (() => Buffer[]) | null = null
 }
 
 export class Outbox {
@@ -66,6 +68,20 @@ export class Outbox {
     this.slots.push(slot)
   }
 
+  /**
+   * A reply computed when its turn comes (stats): it then reflects every command before it, even
+   * ones still waiting for a queue to load or a journal write.
+   */
+  pushWhenReady(compute: () => Buffer[]): void {
+    if (this.pendingSlots === 0) {
+      this.push(...compute())
+      return
+    }
+    const slot = new Slot()
+    slot.compute = compute
+    this.slots.push(slot)
+  }
+
   /** Reserve a place for a reply that completes later. */
   reserve(): Slot {
     const slot = new Slot()
@@ -96,6 +112,10 @@ export class Outbox {
     try {
       while (this.head < this.slots.length) {
         const slot = this.slots[this.head]!
+        if (slot.compute) {
+          slot.chunks = slot.compute()
+          slot.compute = null
+        }
         if (slot.chunks === null) break
         this.head++
         released++

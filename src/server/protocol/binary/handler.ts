@@ -187,13 +187,12 @@ export class BinaryHandler extends ProtocolHandler {
 
   private stat(request: StatRequest): void {
     const { opcode, opaque } = request
-    if (request.key === null) {
-      this.out.push(encodeStats(opcode, opaque, this.session.stats()))
-      return
-    }
-    const pairs = this.session.queueStats(request.key)
-    if (pairs === null) this.out.push(encodeError(opcode, opaque, Status.KEY_ENOENT))
-    else this.out.push(encodeStats(opcode, opaque, pairs))
+    const key = request.key
+    this.out.pushWhenReady(() => {
+      if (key === null) return [encodeStats(opcode, opaque, this.session.stats())]
+      const pairs = this.session.queueStats(key)
+      return [pairs === null ? encodeError(opcode, opaque, Status.KEY_ENOENT) : encodeStats(opcode, opaque, pairs)]
+    })
   }
 
   private sasl(request: SaslRequest): void {

@@ -106,8 +106,8 @@ export class TextHandler extends ProtocolHandler {
         return this.later((done) => session.flushAll((err) => done(err ? errorReply(err) : noreply ? null : OK)), noreply)
       }
       case 'stats': {
-        const pairs = cmd.queue === null ? session.stats() : session.queueStats(cmd.queue)
-        out.push(statsReply(pairs ?? []))
+        const queue = cmd.queue
+        out.pushWhenReady(() => [statsReply((queue === null ? session.stats() : session.queueStats(queue)) ?? [])])
         return
       }
       case 'version':
