@@ -474,8 +474,13 @@ export class StarlingClient {
       const left = deadline - Date.now()
       if (left <= 0) return undefined
       const slice = Math.max(1, Math.min(this.options.waitSliceMs, left))
+      const roundStarted = Date.now()
       const opened = await this.waitRound(queues, slice, stop)
       if (opened !== undefined) return opened
+      // A server that answers empty long before the wait it was asked for (one that ignores /t=,
+      // or a wake-up another reader won) must not be hammered: at most one round per 50 ms.
+      const early = Math.min(50, slice) - (Date.now() - roundStarted)
+      if (early > 0) await pause(early, stop)
     }
   }
 
@@ -601,4 +606,17 @@ export class StarlingClient {
       abort: () => settleOnce('abort'),
     }
   }
+}
+
+/** Sleep that an abort ends early (the caller checks the signal afterwards). */
+function pause(ms: number, signal: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    const done = (): void => {
+      clearTimeout(timer)
+      signal.removeEventListener('abort', done)
+      resolve()
+    }
+    const timer = setTimeout(done, ms)
+    signal.addEventListener('abort', done, { once: true })
+  })
 }

@@ -256,3 +256,25 @@ t.test('a connection the server drops is replaced automatically', async (t) => {
   t.equal(await c.fetch('reconnect'), 2)
   t.ok(before >= 2, `reconnected (${before} connections made)`)
 })
+
+t.test('a server that ignores /t= is not hammered by a waiting get', async (t) => {
+  let gets = 0
+  const fake: Server = createServer((sock) => {
+    sock.on('data', (d: Buffer) => {
+      for (const line of d.toString('latin1').split('\r\n')) {
+        if (line.startsWith('get ')) {
+          gets++
+          sock.write('END\r\n')
+        }
+      }
+    })
+  })
+  await new Promise<void>((r) => fake.listen(0, '127.0.0.1', r))
+  const c = new StarlingClient(`127.0.0.1:${(fake.address() as { port: number }).port}`)
+  const started = Date.now()
+  t.equal(await c.get('nothing', { timeoutMs: 500 }), undefined)
+  t.ok(Date.now() - started >= 490)
+  t.ok(gets <= 15, `${gets} gets in 500 ms`)
+  await c.close()
+  fake.close()
+})
