@@ -37,7 +37,8 @@ function peerVersion(def: PeerDef): string {
   const cmd = args[def.name]
   if (!cmd) return ''
   try {
-    return execFileSync(cmd[0], cmd[1], { timeout: 5000, encoding: 'utf8' }).trim().split('\n')[0]!.slice(0, 60)
+    const line = execFileSync(cmd[0], cmd[1], { timeout: 5000, encoding: 'utf8' }).trim().split('\n')[0]!
+    return line.replace(/ sha=.*$/, '').slice(0, 60)
   } catch {
     return ''
   }
@@ -75,6 +76,7 @@ async function main(): Promise<number> {
     return 2
   }
   const started = performance.now()
+  const startedAt = new Date()
   const cpuStart = process.cpuUsage()
   const known = new Set(PEERS.flatMap((p) => [p.name, p.name.split('-')[0]!]))
   for (const name of options.only ?? []) {
@@ -160,8 +162,7 @@ async function main(): Promise<number> {
 
   const wallSeconds = (performance.now() - started) / 1000
   const cpu = process.cpuUsage(cpuStart)
-  const now = new Date()
-  const stamp = now.toISOString().slice(0, 16).replace(':', '-') + (options.quick ? '-quick' : '')
+  const stamp = startedAt.toISOString().slice(0, 16).replace(':', '-') + (options.quick ? '-quick' : '')
   const info: RunInfo = {
     stamp,
     mode: options.quick ? 'quick' : 'full',
@@ -176,11 +177,12 @@ async function main(): Promise<number> {
   const markdown = renderMarkdown(info, workloads, results, peers, (w) => w.describe(options), profile)
   log('\n' + markdown)
   if (options.write) {
-    const dir = join(ROOT, 'bench', 'results')
+    // Only full runs belong in the repository; quick (CI smoke) runs go to the temp dir.
+    const dir = options.quick ? join(tmpdir(), 'starling-bench-results') : join(ROOT, 'bench', 'results')
     mkdirSync(dir, { recursive: true })
     writeFileSync(join(dir, `${stamp}.json`), JSON.stringify({ info, sizes: options.sizes, results, profile }, null, 2) + '\n')
     writeFileSync(join(dir, `${stamp}.md`), markdown)
-    log(`wrote bench/results/${stamp}.json and .md`)
+    log(`wrote ${join(dir, stamp)}.json and .md`)
   }
   const bad = results.filter((r) => r.status !== 'ok' || correctnessFailed(r.correctness))
   if (bad.length > 0) {
