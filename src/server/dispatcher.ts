@@ -6,8 +6,14 @@
  * Completion callbacks may run synchronously or later (journal write, fsync, blocking get), and
  * always exactly once. A handler keeps its replies in command order with an Outbox.
  */
-import type { StarlingError } from './errors.js'
+import { scryptSync, timingSafeEqual } from 'node:crypto'
+import type { AuthConfig } from './config.js'
+import { Consumer } from './engine/consumer.js'
+import { expiresAtFromExptime } from './engine/item.js'
+import type { QueueCollection } from './engine/queueCollection.js'
+import { StarlingError } from './errors.js'
 import type { GetOptions } from './protocol/keyOptions.js'
+import { queueStatPairs, statPairs, type StatsSources } from './stats.js'
 
 export interface DeliveredItem {
   data: Buffer
@@ -61,13 +67,6 @@ export interface Session {
 // -------------------------------------------------------------------------------------------------
 // The implementation: one Dispatcher per server, one DispatcherSession per connection.
 
-import { scryptSync, timingSafeEqual } from 'node:crypto'
-import type { AuthConfig } from './config.js'
-import { StarlingError as EngineError } from './errors.js'
-import { Consumer } from './engine/consumer.js'
-import { expiresAtFromExptime } from './engine/item.js'
-import type { QueueCollection } from './engine/queueCollection.js'
-import { queueStatPairs, statPairs, type StatsSources } from './stats.js'
 
 export interface DispatcherOptions {
   collection: QueueCollection
@@ -113,7 +112,7 @@ class DispatcherSession implements Session {
   constructor(private readonly o: DispatcherOptions) {}
 
   set(queue: string, flags: number, exptime: number, data: Buffer, done: Done): void {
-    if (this.closed) return done(new EngineError('SHUTTING_DOWN', 'connection closed'))
+    if (this.closed) return done(new StarlingError('SHUTTING_DOWN', 'connection closed'))
     this.o.collection.set(queue, data, flags >>> 0, expiresAtFromExptime(exptime, Date.now()), done)
   }
 
@@ -125,7 +124,7 @@ class DispatcherSession implements Session {
     })
   }
 
-  delete(queue: string, done: (err: EngineError | null, existed: boolean) => void): void {
+  delete(queue: string, done: (err: StarlingError | null, existed: boolean) => void): void {
     this.o.collection.delete(queue, done)
   }
 

@@ -128,3 +128,16 @@ export async function startServer(options: ServerOptions = {}): Promise<RunningS
 export function removeDir(dir: string): void {
   rmSync(dir, { recursive: true, force: true })
 }
+
+/** Start a server for one tap test: stopped and its spool removed when the test ends. */
+export async function serverFor(
+  t: { teardown(fn: () => unknown): void },
+  options: ServerOptions = {},
+): Promise<RunningServer> {
+  const server = await startServer(options)
+  t.teardown(async () => {
+    if (server.proc.exitCode === null && server.proc.signalCode === null) await server.stop()
+    removeDir(server.spool)
+  })
+  return server
+}

@@ -5,18 +5,14 @@
  */
 import t from 'tap'
 import { randomBytes, scryptSync } from 'node:crypto'
-import { startServer, removeDir } from '../helpers/server.js'
+import { serverFor } from '../helpers/server.js'
 import { RawClient } from '../helpers/textClient.js'
 
 const salt = randomBytes(16)
 const hashed = `scrypt$${salt.toString('hex')}$${scryptSync('hunter2', salt, 32).toString('hex')}`
 
 t.test('text commands need the set-convention login; plain and scrypt passwords', async (t) => {
-  const s = await startServer({ config: { auth: { users: { alice: 'secret', bob: hashed } } } })
-  t.teardown(async () => {
-    await s.stop()
-    removeDir(s.spool)
-  })
+  const s = await serverFor(t, { config: { auth: { users: { alice: 'secret', bob: hashed } } } })
   const c = await RawClient.connect(s.port)
   t.same(await c.request('get q\r\n'), ['CLIENT_ERROR unauthenticated'])
   t.equal(await c.set('auth', 'alice wrong'), 'CLIENT_ERROR authentication failure')
@@ -39,11 +35,7 @@ t.test('text commands need the set-convention login; plain and scrypt passwords'
 })
 
 t.test('allow_text_unauthenticated lets text through', async (t) => {
-  const s = await startServer({ config: { auth: { users: { alice: 'secret' }, allow_text_unauthenticated: true } } })
-  t.teardown(async () => {
-    await s.stop()
-    removeDir(s.spool)
-  })
+  const s = await serverFor(t, { config: { auth: { users: { alice: 'secret' }, allow_text_unauthenticated: true } } })
   const c = await RawClient.connect(s.port)
   t.equal(await c.set('open', 'door'), 'STORED')
   t.equal(await c.get('open'), 'door')

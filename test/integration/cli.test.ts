@@ -2,7 +2,7 @@ import t from 'tap'
 import { spawnSync } from 'node:child_process'
 import { existsSync, writeFileSync, mkdirSync, readFileSync } from 'node:fs'
 import { join } from 'node:path'
-import { SERVER_MAIN, startServer, tempDir, removeDir } from '../helpers/server.js'
+import { SERVER_MAIN, startServer, tempDir, removeDir, serverFor } from '../helpers/server.js'
 import { RawClient } from '../helpers/textClient.js'
 
 function run(args: string[]) {
@@ -93,11 +93,7 @@ t.test('-L writes pino JSON lines to the file; replay summary logged', async (t)
 
 t.test('SIGHUP reloads per-queue limits from the config file', async (t) => {
   const conf = withConfig('starling:\n  queues:\n    capped:\n      max_items: 1\n')
-  const s = await startServer({ args: ['-f', conf] })
-  t.teardown(async () => {
-    await s.stop()
-    removeDir(s.spool)
-  })
+  const s = await serverFor(t, { args: ['-f', conf] })
   const c = await RawClient.connect(s.port)
   t.equal(await c.set('capped', 'a'), 'STORED')
   t.equal(await c.set('capped', 'b'), 'SERVER_ERROR queue full')

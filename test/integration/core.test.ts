@@ -1,6 +1,6 @@
 import t from 'tap'
 import { readdirSync, statSync } from 'node:fs'
-import { startServer, removeDir } from '../helpers/server.js'
+import { startServer, removeDir, serverFor } from '../helpers/server.js'
 import { RawClient } from '../helpers/textClient.js'
 
 t.test('FIFO across many queues, flags, delete, flush, restart', async (t) => {
@@ -39,11 +39,7 @@ t.test('FIFO across many queues, flags, delete, flush, restart', async (t) => {
 })
 
 t.test('expiry: relative, absolute, negative; expired items counted', async (t) => {
-  const server = await startServer()
-  t.teardown(async () => {
-    await server.stop()
-    removeDir(server.spool)
-  })
+  const server = await serverFor(t)
   const c = await RawClient.connect(server.port)
   const now = Math.floor(Date.now() / 1000)
   t.equal(await c.set('e', 'gone-now', 0, -1), 'STORED')
@@ -61,11 +57,7 @@ t.test('expiry: relative, absolute, negative; expired items counted', async (t) 
 })
 
 t.test('stats: Starling fields in order, then per-queue fields, with real values', async (t) => {
-  const server = await startServer()
-  t.teardown(async () => {
-    await server.stop()
-    removeDir(server.spool)
-  })
+  const server = await serverFor(t)
   const c = await RawClient.connect(server.port)
   await c.set('alpha', 'x'.repeat(100))
   await c.set('alpha', 'y'.repeat(50))
@@ -116,11 +108,7 @@ t.test('stats: Starling fields in order, then per-queue fields, with real values
 })
 
 t.test('pipelined commands are answered in order', async (t) => {
-  const server = await startServer()
-  t.teardown(async () => {
-    await server.stop()
-    removeDir(server.spool)
-  })
+  const server = await serverFor(t)
   const c = await RawClient.connect(server.port)
   let batch = ''
   for (let i = 0; i < 200; i++) batch += `set p 0 0 ${String(i).length}\r\n${i}\r\nget p\r\n`
@@ -135,11 +123,7 @@ t.test('pipelined commands are answered in order', async (t) => {
 })
 
 t.test('queue names cannot escape the spool or collide', async (t) => {
-  const server = await startServer()
-  t.teardown(async () => {
-    await server.stop()
-    removeDir(server.spool)
-  })
+  const server = await serverFor(t)
   const c = await RawClient.connect(server.port)
   const names = ['..', '...', '.hidden', 'A', 'a', '%41', 'x.y', 'CON', 'a+b', '~root', '%2e%2e']
   for (const n of names) t.equal(await c.set(n, `v-${n}`), 'STORED', n)
@@ -149,11 +133,7 @@ t.test('queue names cannot escape the spool or collide', async (t) => {
 })
 
 t.test('stats pipelined behind sets to a new queue counts them', async (t) => {
-  const server = await startServer()
-  t.teardown(async () => {
-    await server.stop()
-    removeDir(server.spool)
-  })
+  const server = await serverFor(t)
   const c = await RawClient.connect(server.port)
   c.send('set fresh 0 0 1\r\na\r\nset fresh 0 0 1\r\nb\r\nstats\r\n')
   t.equal(await c.line(), 'STORED')

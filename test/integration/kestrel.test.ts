@@ -1,18 +1,9 @@
-import t, { type Test } from 'tap'
-import { startServer, removeDir, type RunningServer } from '../helpers/server.js'
+import t from 'tap'
+import { startServer, removeDir, serverFor } from '../helpers/server.js'
 import { RawClient } from '../helpers/textClient.js'
 
-async function server(t: Test, config?: Record<string, unknown>): Promise<RunningServer> {
-  const s = await startServer({ config })
-  t.teardown(async () => {
-    await s.stop()
-    removeDir(s.spool)
-  })
-  return s
-}
-
 t.test('blocking get wakes on set within a few ms, and times out at /t=', async (t) => {
-  const s = await server(t)
+  const s = await serverFor(t)
   const waiter = await RawClient.connect(s.port)
   const producer = await RawClient.connect(s.port)
   const started = Date.now()
@@ -36,7 +27,7 @@ t.test('blocking get wakes on set within a few ms, and times out at /t=', async 
 })
 
 t.test('1,000 concurrent waiters on one queue each get exactly one distinct item', async (t) => {
-  const s = await server(t)
+  const s = await serverFor(t)
   const clients = await Promise.all(Array.from({ length: 1000 }, () => RawClient.connect(s.port)))
   const results = clients.map(async (c) => {
     c.send('get many/t=20000\r\n')
@@ -61,7 +52,7 @@ t.test('1,000 concurrent waiters on one queue each get exactly one distinct item
 })
 
 t.test('a waiter whose connection closes loses no item', async (t) => {
-  const s = await server(t)
+  const s = await serverFor(t)
   const gone = await RawClient.connect(s.port)
   gone.send('get w/t=5000\r\n')
   await new Promise((r) => setTimeout(r, 100))
@@ -74,7 +65,7 @@ t.test('a waiter whose connection closes loses no item', async (t) => {
 })
 
 t.test('open / close / abort, and a dropped connection aborts', async (t) => {
-  const s = await server(t)
+  const s = await serverFor(t)
   const c = await RawClient.connect(s.port)
   for (const v of ['a', 'b', 'c']) await c.set('r', v)
   t.equal(await c.get('r/open'), 'a')
@@ -140,7 +131,7 @@ t.test('open reads across kill -9: unconfirmed come back, confirmed do not', asy
 })
 
 t.test('peek returns the head without removing it', async (t) => {
-  const s = await server(t)
+  const s = await serverFor(t)
   const c = await RawClient.connect(s.port)
   t.equal(await c.get('pk/peek'), null)
   await c.set('pk', 'head')
@@ -153,7 +144,7 @@ t.test('peek returns the head without removing it', async (t) => {
 })
 
 t.test('fanout: two children and a late child', async (t) => {
-  const s = await server(t)
+  const s = await serverFor(t)
   const c = await RawClient.connect(s.port)
   t.equal(await c.get('feed+a'), null) // creates child a
   t.equal(await c.get('feed+b'), null) // creates child b
@@ -177,15 +168,14 @@ t.test('fanout: two children and a late child', async (t) => {
 })
 
 t.test('per-queue limits: max_items, max_size, max_item_size, discard_old_when_full, max_age, expire_to', async (t) => {
-  const s = await server(t, {
-    queues: {
-      small: { max_items: 2 },
-      bytes: { max_size: 10 },
-      tiny: { max_item_size: 4 },
-      ring: { max_items: 2, discard_old_when_full: true },
-      old: { max_age: 200, expire_to: 'dead' },
-    },
-  })
+  const queues = {
+    small: { max_items: 2 },
+    bytes: { max_size: 10 },
+    tiny: { max_item_size: 4 },
+    ring: { max_items: 2, discard_old_when_full: true },
+    old: { max_age: 200, expire_to: 'dead' },
+  }
+  const s = await serverFor(t, { config: { queues } })
   const c = await RawClient.connect(s.port)
   t.equal(await c.set('small', '1'), 'STORED')
   t.equal(await c.set('small', '2'), 'STORED')
@@ -205,7 +195,7 @@ t.test('per-queue limits: max_items, max_size, max_item_size, discard_old_when_f
 })
 
 t.test('malformed options and options on set', async (t) => {
-  const s = await server(t)
+  const s = await serverFor(t)
   const c = await RawClient.connect(s.port)
   for (const key of ['q/t=abc', 'q/t=', 'q/bogus', 'q/open/open', 'q/peek/open', 'q/abort/open', 'q/', '/open']) {
     const lines = await c.request(`get ${key}\r\n`)
@@ -218,14 +208,14 @@ t.test('malformed options and options on set', async (t) => {
 })
 
 t.test('flush_all is a no-op unless enabled; flush_all enabled clears everything', async (t) => {
-  const off = await server(t)
+  const off = await serverFor(t)
   const c = await RawClient.connect(off.port)
   await c.set('keep', 'x')
   t.same(await c.request('flush_all\r\n'), ['OK'])
   t.equal(await c.get('keep'), 'x')
   t.same(await c.request('shutdown\r\n'), ['ERROR'])
   c.close()
-  const on = await server(t, { enable_flush_all: true })
+  const on = await serverFor(t, { config: { enable_flush_all: true } })
   const d = await RawClient.connect(on.port)
   await d.set('a', '1')
   await d.set('b', '2')

@@ -4,7 +4,7 @@
  */
 import t from 'tap'
 import { readFileSync } from 'node:fs'
-import { startServer, removeDir } from '../helpers/server.js'
+import { serverFor } from '../helpers/server.js'
 import { RawClient } from '../helpers/textClient.js'
 
 function rssBytes(pid: number): number {
@@ -13,11 +13,7 @@ function rssBytes(pid: number): number {
 }
 
 t.test('a client that never reads makes the server stop reading it, not buffer', async (t) => {
-  const s = await startServer({ config: { max_output_bytes: '1MB' } })
-  t.teardown(async () => {
-    await s.stop()
-    removeDir(s.spool)
-  })
+  const s = await serverFor(t, { config: { max_output_bytes: '1MB' } })
   const producer = await RawClient.connect(s.port)
   const item = Buffer.alloc(64 * 1024, 0x61)
   const count = 1500 // ~96 MiB queued
@@ -53,11 +49,7 @@ t.test('a client that never reads makes the server stop reading it, not buffer',
 })
 
 t.test('max_connections refuses connections over the limit', async (t) => {
-  const s = await startServer({ config: { max_connections: 3 } })
-  t.teardown(async () => {
-    await s.stop()
-    removeDir(s.spool)
-  })
+  const s = await serverFor(t, { config: { max_connections: 3 } })
   const clients = await Promise.all([1, 2, 3].map(() => RawClient.connect(s.port)))
   for (const c of clients) t.same(await c.request('version\r\n'), ['VERSION 1.0.0'])
   const extra = await RawClient.connect(s.port)
@@ -71,11 +63,7 @@ t.test('max_connections refuses connections over the limit', async (t) => {
 })
 
 t.test('-t disconnects idle clients but not blocked readers', async (t) => {
-  const s = await startServer({ args: ['-t', '1'] })
-  t.teardown(async () => {
-    await s.stop()
-    removeDir(s.spool)
-  })
+  const s = await serverFor(t, { args: ['-t', '1'] })
   const idle = await RawClient.connect(s.port)
   const blocked = await RawClient.connect(s.port)
   blocked.send('get slowq/t=2500\r\n')
@@ -85,11 +73,7 @@ t.test('-t disconnects idle clients but not blocked readers', async (t) => {
 })
 
 t.test('max_item_size: the protocol limit follows the config', async (t) => {
-  const s = await startServer({ config: { max_item_size: 1000 } })
-  t.teardown(async () => {
-    await s.stop()
-    removeDir(s.spool)
-  })
+  const s = await serverFor(t, { config: { max_item_size: 1000 } })
   const c = await RawClient.connect(s.port)
   t.equal(await c.set('q', 'x'.repeat(1000)), 'STORED')
   t.equal(await c.set('q', 'x'.repeat(1001)), 'SERVER_ERROR object too large for cache')

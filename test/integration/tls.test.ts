@@ -7,7 +7,7 @@ import { execFileSync } from 'node:child_process'
 import { connect as tlsConnect, type TLSSocket } from 'node:tls'
 import { readFileSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
-import { startServer, removeDir, tempDir } from '../helpers/server.js'
+import { startServer, removeDir, tempDir, serverFor } from '../helpers/server.js'
 import { RawClient } from '../helpers/textClient.js'
 
 function openssl(args: string[], cwd: string): void {
@@ -59,11 +59,7 @@ t.teardown(() => removeDir(dir))
 const file = (n: string) => join(dir, n)
 
 t.test('TLS port serves the text protocol; the plain port still works', async (t) => {
-  const s = await startServer({ config: { tls: { port: 0, cert: file('server.crt'), key: file('server.key') } } })
-  t.teardown(async () => {
-    await s.stop()
-    removeDir(s.spool)
-  })
+  const s = await serverFor(t, { config: { tls: { port: 0, cert: file('server.crt'), key: file('server.key') } } })
   const listening = s.logs.find((l) => l.msg === 'listening')!
   const tlsPort = listening.tlsPort as number
   t.ok(tlsPort > 0 && tlsPort !== s.port, `TLS on its own port ${tlsPort}`)

@@ -30,9 +30,6 @@ export interface QueueEvents {
   expired(queue: PersistentQueue, item: QueueItem): void
   /** A get found an item (hit) or not (miss). */
   got(hit: boolean): void
-  /** Journal writes started failing (disk full, I/O error), or work again. */
-  journalFailed(queue: PersistentQueue, err: Error): void
-  journalRecovered(queue: PersistentQueue): void
 }
 
 /** Read back from disk in batches of about this many bytes (at least). */
@@ -57,7 +54,6 @@ export class PersistentQueue implements ConsumerHost {
   private readonly openItems = new Map<number, { item: QueueItem; consumer: Consumer }>()
   private readonly waiters = new WaitQueue<QueueItem>()
   private closed = false
-  private writeFailing = false
 
   // Stats.
   totalItems = 0
@@ -145,22 +141,8 @@ export class PersistentQueue implements ConsumerHost {
         if (item.seq > this.lastWrittenSeq) this.lastWrittenSeq = item.seq
         this.accept(item)
       },
-      (err) => {
-        this.noteWrite(err)
-        done(err ? new StarlingError('IO', `journal write failed: ${(err as NodeJS.ErrnoException).code ?? err.message}`) : null)
-      },
+      (err) => done(err ? new StarlingError('IO', `journal write failed: ${(err as NodeJS.ErrnoException).code ?? err.message}`) : null),
     )
-  }
-
-  /** Report the first failure of an outage and the recovery, not every failed write. */
-  private noteWrite(err: Error | null): void {
-    if (err && !this.writeFailing) {
-      this.writeFailing = true
-      this.events.journalFailed(this, err)
-    } else if (!err && this.writeFailing) {
-      this.writeFailing = false
-      this.events.journalRecovered(this)
-    }
   }
 
   private isFull(incoming: number): boolean {

@@ -54,9 +54,6 @@ export class QueueCollection {
     this.events = {
       got: (hit) => (hit ? this.counters.getHits++ : this.counters.getMisses++),
       expired: (queue, item) => this.moveExpired(queue, item),
-      journalFailed: (queue, err) =>
-        this.log.error({ queue: queue.name, err: err.message, code: (err as NodeJS.ErrnoException).code }, 'journal write failed; sets are refused until it works again'),
-      journalRecovered: (queue) => this.log.info({ queue: queue.name }, 'journal writes work again'),
     }
   }
 

@@ -112,6 +112,8 @@ export class FileQueueJournal implements QueueJournal {
   private nextSeq: number
   private rotationCount = 0
   private closed = false
+  /** A write failed and none has succeeded since (log once per outage). */
+  private writeFailing = false
 
   // The batch being built this event-loop turn.
   private batch = Buffer.allocUnsafe(64 * 1024)
@@ -284,6 +286,10 @@ export class FileQueueJournal implements QueueJournal {
     }
     seg.size += len
     this.unsynced += ops.length
+    if (this.writeFailing) {
+      this.writeFailing = false
+      this.logger.info({ queue: this.queue }, 'journal writes work again')
+    }
     this.maintain()
     // Callbacks last: they may add records, which must be planned against the final segment.
     if (this.sync === 'always') {
@@ -335,7 +341,14 @@ export class FileQueueJournal implements QueueJournal {
       }, REMOVE_RETRY_MS)
       this.retryTimer.unref()
     }
-    this.logger.warn({ queue: this.queue, err: err.message, records: ops.length }, 'journal write failed')
+    // Once per outage (disk full can last): the first failure, then the recovery.
+    if (!this.writeFailing) {
+      this.writeFailing = true
+      this.logger.warn(
+        { queue: this.queue, err: err.message, code: (err as NodeJS.ErrnoException).code, records: ops.length },
+        'journal write failed; sets are refused until writes work again',
+      )
+    }
     for (let k = 0; k < ops.length; k++) {
       call(written[k], err)
       call(durable[k], err)
