@@ -115,7 +115,10 @@ export class PersistentQueue implements ConsumerHost {
   // ---------------------------------------------------------------------------------------------
   // Enqueue
 
-  /** Add an item. `done` runs when it is durable per the sync policy (the STORED reply). */
+  /**
+   * Add an item. `data` becomes the queue's (callers pass a buffer nobody will modify). `done`
+   * runs when the item is durable per the sync policy (the STORED reply).
+   */
   add(data: Buffer, flags: number, expiresAt: number, addedAt: number, done: (err: StarlingError | null) => void): void {
     if (this.closed) return done(new StarlingError('SHUTTING_DOWN', 'queue closed'))
     if (data.length > this.settings.maxItemSize) {
@@ -128,8 +131,7 @@ export class PersistentQueue implements ConsumerHost {
       }
       if (this.isFull(data.length)) return done(new StarlingError('QUEUE_FULL', 'queue full'))
     }
-    // Copy: `data` may be a view of a connection's input buffer.
-    const item: QueueItem = { seq: this.nextSeq++, flags, expiresAt, addedAt, data: Buffer.from(data) }
+    const item: QueueItem = { seq: this.nextSeq++, flags, expiresAt, addedAt, data }
     this.pendingAdds++
     this.pendingBytes += data.length
     this.journal.add(

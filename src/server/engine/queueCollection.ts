@@ -103,11 +103,14 @@ export class QueueCollection {
   set(name: string, data: Buffer, flags: number, expiresAt: number, done: (err: StarlingError | null) => void): void {
     this.counters.cmdSet++
     const addedAt = Date.now()
+    // One copy, here: `data` may be a view of a connection's input buffer, and the queue may still
+    // be loading. Fanout children share the copy (nobody modifies an item's bytes).
+    const owned = Buffer.from(data)
     this.withQueue(name, (queue) => {
       if (!queue) return done(new StarlingError('SHUTTING_DOWN', 'server is shutting down'))
-      queue.add(data, flags, expiresAt, addedAt, done)
+      queue.add(owned, flags, expiresAt, addedAt, done)
       const kids = this.children.get(name)
-      if (kids) for (const child of kids) this.copyToChild(child, data, flags, expiresAt, addedAt)
+      if (kids) for (const child of kids) this.copyToChild(child, owned, flags, expiresAt, addedAt)
     })
   }
 
