@@ -84,15 +84,16 @@ export function createJournalFactory(options: JournalFactoryOptions = {}): Journ
       const started = performance.now()
       fs.mkdirSync(o.dir, { recursive: true })
       const encoded = encodeQueueName(o.queue)
-      const state = replaySegments(o.dir, encoded, o.queue, o.memoryBudgetBytes, logger)
+      const state = replaySegments(o.dir, encoded, o.queue, logger)
       const journal = new FileQueueJournal(
         { dir: o.dir, queue: o.queue, encoded, sync: o.sync, maxJournalSize: o.maxJournalSize, logger },
         state,
       )
+      const initial = journal.loadInitial(o.memoryBudgetBytes)
       const replay: ReplayResult = {
-        items: state.items,
-        diskItems: state.diskItems,
-        diskBytes: state.diskBytes,
+        items: initial.items,
+        diskItems: initial.diskItems,
+        diskBytes: initial.diskBytes,
         nextSeq: state.nextSeq,
         records: state.records,
         truncatedBytes: state.truncatedBytes,

@@ -1,63 +1,287 @@
 /**
- * Where every live item of a queue sits on disk: (seq, segment, record offset, record size), in seq
- * order. 24 bytes an item in typed arrays (no object per item), so a queue far larger than RAM
- * still has a small index. Removal is mostly at the head (FIFO); a removal elsewhere only marks
- * the entry, and marked entries are dropped once they reach the head.
+ * What the journal remembers about live items: almost nothing per item, so a queue far larger than
+ * RAM (10 M items and more) keeps a tiny index. The records themselves are the index: read-behind
+ * and carry-forward find items by scanning segments sequentially in big chunks (segment.ts).
+ *
+ * Per segment (`SegmentLive`, one per segment file):
+ * - the seq range [first, last] of its ORIGINAL ADDs (appended there by `add`; seqs strictly
+ *   increase across segments, so ranges of different segments never overlap) and a bitmap with
+ *   one bit per seq of that range: set = the ADD is live (never REMOVEd). A seq never added (a
+ *   failed write) is simply a 0 bit. 1 bit an item.
+ * - counts: original ADDs, their record bytes, the common record size when they are all the same
+ *   (replay then knows live bytes without re-reading), live originals.
+ * - a checkpoint (seq, offset) every CHECKPOINT_EVERY original ADDs, so read-behind can start
+ *   reading near any seq (16 bytes / 256 items).
+ * Whole journal:
+ * - `CarriedItems`: ADDs re-appended by carry-forward (their seq is older than the segment's
+ *   base seq): seq -> (segment, offset, size). They are few (carry-forward only moves segments
+ *   that are at most 1/8 live), so an entry each is fine.
+ * - `KnownSizes`: (seq, record size) of live items in the MEMORY region (items the engine holds:
+ *   added while not reading behind, or handed out by replay/read-behind), so a REMOVE knows how
+ *   many bytes it frees. The engine bounds that region by its memory budget; items on disk have no
+ *   entry (a removal of one not yet read uses the segment's common/average record size).
+ *
+ * Cost for items on disk: 1 bit + 16/256 bytes ≈ 0.19 bytes/item (bitmaps of the segment being
+ * appended to may have up to 2x spare capacity until it is rotated).
  */
-export class LiveIndex {
-  private seqs: Float64Array
-  private segs: Uint32Array
-  private offs: Float64Array
-  private sizes: Uint32Array
-  private dead: Uint8Array
-  private head = 0
-  private tail = 0
-  /** Live (unmarked) entries. */
-  count = 0
 
-  constructor(capacity = 1024) {
-    this.seqs = new Float64Array(capacity)
-    this.segs = new Uint32Array(capacity)
-    this.offs = new Float64Array(capacity)
-    this.sizes = new Uint32Array(capacity)
-    this.dead = new Uint8Array(capacity)
+export const CHECKPOINT_EVERY = 256
+
+export class SegmentLive {
+  /** seq of bit 0 (the first original ADD), -1 while there is none. */
+  first = -1
+  /** Highest original seq appended. */
+  last = -1
+  private bits = new Uint8Array(0)
+  /** Bytes of `bits` before this one are all zero (kills only clear bits). */
+  private zeroBefore = 0
+  /** Original ADDs (not counting failed writes), their record bytes, and live ones. */
+  count = 0
+  bytes = 0
+  live = 0
+  /** Record size of every original ADD if they are all equal; 0 = none yet, -1 = mixed. */
+  uniform = 0
+  private cpSeq = new Float64Array(0)
+  private cpOff = new Float64Array(0)
+  private cpN = 0
+  private sinceCp = 0
+
+  /** Record a new original ADD at `off`; `seq` must be above `last`. */
+  append(seq: number, off: number, size: number): void {
+    if (this.first < 0) this.first = seq
+    const k = seq - this.first
+    const byte = k >>> 3
+    if (byte >= this.bits.length) {
+      const b = new Uint8Array(Math.max(64, this.bits.length * 2, byte + 1))
+      b.set(this.bits)
+      this.bits = b
+    }
+    this.bits[byte]! |= 1 << (k & 7)
+    if (this.sinceCp === 0) {
+      if (this.cpN === this.cpSeq.length) {
+        const n = Math.max(8, this.cpN * 2)
+        const s = new Float64Array(n)
+        const o = new Float64Array(n)
+        s.set(this.cpSeq)
+        o.set(this.cpOff)
+        this.cpSeq = s
+        this.cpOff = o
+      }
+      this.cpSeq[this.cpN] = seq
+      this.cpOff[this.cpN] = off
+      this.cpN++
+    }
+    this.sinceCp = (this.sinceCp + 1) % CHECKPOINT_EVERY
+    this.last = seq
+    this.count++
+    this.bytes += size
+    this.live++
+    if (this.uniform === 0) this.uniform = size
+    else if (this.uniform !== size) this.uniform = -1
   }
 
-  /** Append an entry; seq must be above every seq in the index. */
-  push(seq: number, seg: number, off: number, size: number): void {
-    if (this.tail === this.seqs.length) this.makeRoom()
-    const i = this.tail++
-    this.seqs[i] = seq
-    this.segs[i] = seg
-    this.offs[i] = off
-    this.sizes[i] = size
-    this.dead[i] = 0
-    this.count++
+  has(seq: number): boolean {
+    if (seq < this.first || seq > this.last || this.first < 0) return false
+    const k = seq - this.first
+    return (this.bits[k >>> 3]! & (1 << (k & 7))) !== 0
+  }
+
+  /** Clear seq's bit; true if it was live. */
+  kill(seq: number): boolean {
+    if (!this.has(seq)) return false
+    const k = seq - this.first
+    this.bits[k >>> 3]! &= ~(1 << (k & 7))
+    this.live--
+    return true
+  }
+
+  /** An appended ADD was never written (failed batch): forget its bytes. */
+  unappend(size: number): void {
+    this.count--
+    this.bytes -= size
+  }
+
+  /** The first live original seq, or -1. */
+  firstLive(): number {
+    if (this.live === 0) return -1
+    const n = this.bits.length
+    let i = this.zeroBefore
+    while (i < n && this.bits[i] === 0) i++
+    this.zeroBefore = i
+    if (i === n) return -1
+    const b = this.bits[i]!
+    let bit = 0
+    while ((b & (1 << bit)) === 0) bit++
+    return this.first + i * 8 + bit
+  }
+
+  /** Offset of the last checkpoint at or below `seq`, or -1 (start at the segment's first record). */
+  seek(seq: number): number {
+    let lo = 0
+    let hi = this.cpN
+    while (lo < hi) {
+      const mid = (lo + hi) >>> 1
+      if (this.cpSeq[mid]! <= seq) lo = mid + 1
+      else hi = mid
+    }
+    return lo === 0 ? -1 : this.cpOff[lo - 1]!
+  }
+
+  /** Offset of the first checkpoint beyond `off`, or -1. */
+  checkpointAfter(off: number): number {
+    for (let i = 0; i < this.cpN; i++) if (this.cpOff[i]! > off) return this.cpOff[i]!
+    return -1
+  }
+
+  /** Forget checkpoints at or beyond `off` (a failed batch was cut off there). */
+  cutCheckpoints(off: number): void {
+    while (this.cpN > 0 && this.cpOff[this.cpN - 1]! >= off) this.cpN--
+    this.sinceCp = 0
+  }
+
+  /** The segment gets no more appends: give back spare capacity. */
+  trim(): void {
+    const need = this.first < 0 ? 0 : ((this.last - this.first) >>> 3) + 1
+    if (this.bits.length > need) this.bits = this.bits.slice(0, need)
+    if (this.cpSeq.length > this.cpN) {
+      this.cpSeq = this.cpSeq.slice(0, this.cpN)
+      this.cpOff = this.cpOff.slice(0, this.cpN)
+    }
+  }
+
+  /** Bytes of memory this structure holds (tests, diagnostics). */
+  get memoryBytes(): number {
+    return this.bits.byteLength + this.cpSeq.byteLength + this.cpOff.byteLength + 96
+  }
+}
+
+/** Where a carried-forward ADD record sits. */
+export interface CarriedRef {
+  segno: number
+  off: number
+  size: number
+}
+
+/** ADDs re-appended by carry-forward, by seq; few by construction. */
+export class CarriedItems {
+  private readonly map = new Map<number, CarriedRef>()
+  private order: number[] = []
+  private dirty = false
+
+  get size(): number {
+    return this.map.size
+  }
+
+  get(seq: number): CarriedRef | undefined {
+    return this.map.get(seq)
+  }
+
+  set(seq: number, ref: CarriedRef): void {
+    if (!this.map.has(seq)) this.dirty = true
+    this.map.set(seq, ref)
+  }
+
+  delete(seq: number): boolean {
+    return this.map.delete(seq)
+  }
+
+  clear(): void {
+    this.map.clear()
+    this.order = []
+    this.dirty = false
+  }
+
+  private sorted(): number[] {
+    if (this.dirty || this.order.length > 2 * this.map.size + 64) {
+      this.order = [...this.map.keys()].sort((a, b) => a - b)
+      this.dirty = false
+    }
+    return this.order
+  }
+
+  /** The smallest live carried seq >= seq, or -1. */
+  nextFrom(seq: number): number {
+    if (this.map.size === 0) return -1
+    const order = this.sorted()
+    let lo = 0
+    let hi = order.length
+    while (lo < hi) {
+      const mid = (lo + hi) >>> 1
+      if (order[mid]! < seq) lo = mid + 1
+      else hi = mid
+    }
+    for (; lo < order.length; lo++) if (this.map.has(order[lo]!)) return order[lo]!
+    return -1
+  }
+
+  /** The carried items stored in segment `segno`, seq order. */
+  inSegment(segno: number): Array<{ seq: number } & CarriedRef> {
+    const out: Array<{ seq: number } & CarriedRef> = []
+    for (const seq of this.sorted()) {
+      const ref = this.map.get(seq)
+      if (ref && ref.segno === segno) out.push({ seq, ...ref })
+    }
+    return out
+  }
+
+  get memoryBytes(): number {
+    return this.map.size * 120 + this.order.length * 8
+  }
+}
+
+/**
+ * (seq, record size) of the live items in the memory region, seq order. Removal is mostly at the
+ * head (FIFO); a removal elsewhere marks the entry, and marked entries are dropped at the head or
+ * compacted away once they outnumber the live ones.
+ */
+export class KnownSizes {
+  private seqs = new Float64Array(1024)
+  private sizes = new Uint32Array(1024)
+  private head = 0
+  private tail = 0
+  private liveN = 0
+
+  get count(): number {
+    return this.liveN
   }
 
   get lastSeq(): number {
     return this.tail > this.head ? this.seqs[this.tail - 1]! : -1
   }
 
-  private makeRoom(): void {
-    const used = this.tail - this.head
-    const capacity = used * 2 > this.seqs.length ? this.seqs.length * 2 : this.seqs.length
-    const move = <T extends Float64Array | Uint32Array | Uint8Array>(a: T, make: (n: number) => T): T => {
-      const b = capacity === a.length ? a : make(capacity)
-      b.set(a.subarray(this.head, this.tail), 0)
-      return b
-    }
-    this.seqs = move(this.seqs, (n) => new Float64Array(n))
-    this.segs = move(this.segs, (n) => new Uint32Array(n))
-    this.offs = move(this.offs, (n) => new Float64Array(n))
-    this.sizes = move(this.sizes, (n) => new Uint32Array(n))
-    this.dead = move(this.dead, (n) => new Uint8Array(n))
-    this.tail = used
-    this.head = 0
+  /** Remember seq's size; ignored unless seq is above every seq held. */
+  push(seq: number, size: number): void {
+    if (seq <= this.lastSeq) return
+    if (this.tail === this.seqs.length) this.makeRoom()
+    this.seqs[this.tail] = seq
+    this.sizes[this.tail] = size
+    this.tail++
+    this.liveN++
   }
 
-  /** Position of the first entry with seq >= `seq` (may be a marked entry). */
-  lowerBound(seq: number): number {
+  private makeRoom(): void {
+    // compact (drop marked entries), then grow if still more than half full
+    let w = 0
+    for (let r = this.head; r < this.tail; r++) {
+      if (this.sizes[r] === 0) continue
+      this.seqs[w] = this.seqs[r]!
+      this.sizes[w] = this.sizes[r]!
+      w++
+    }
+    this.head = 0
+    this.tail = w
+    if (w * 2 > this.seqs.length) {
+      const s = new Float64Array(this.seqs.length * 2)
+      const z = new Uint32Array(this.seqs.length * 2)
+      s.set(this.seqs.subarray(0, w))
+      z.set(this.sizes.subarray(0, w))
+      this.seqs = s
+      this.sizes = z
+    }
+  }
+
+  private find(seq: number): number {
+    if (this.tail > this.head && this.seqs[this.head] === seq) return this.head
     let lo = this.head
     let hi = this.tail
     while (lo < hi) {
@@ -65,54 +289,37 @@ export class LiveIndex {
       if (this.seqs[mid]! < seq) lo = mid + 1
       else hi = mid
     }
-    return lo
+    return lo < this.tail && this.seqs[lo] === seq ? lo : -1
   }
 
-  /** Position of the live entry for seq, or -1. */
-  find(seq: number): number {
-    // FIFO fast path: the head
-    if (this.tail > this.head && this.seqs[this.head] === seq) return this.dead[this.head] ? -1 : this.head
-    const i = this.lowerBound(seq)
-    return i < this.tail && this.seqs[i] === seq && this.dead[i] === 0 ? i : -1
+  /** Forget seq; its size, or -1 if it was not held. (A size of 0 marks a removed entry.) */
+  take(seq: number): number {
+    const i = this.find(seq)
+    if (i < 0 || this.sizes[i] === 0) return -1
+    const size = this.sizes[i]!
+    this.sizes[i] = 0
+    this.liveN--
+    while (this.head < this.tail && this.sizes[this.head] === 0) this.head++
+    if (this.head === this.tail) this.head = this.tail = 0
+    else if (this.tail - this.head > 4096 && this.liveN * 2 < this.tail - this.head) this.makeRoom()
+    return size
   }
 
-  /** Mark the entry at position i removed. */
-  kill(i: number): void {
-    this.dead[i] = 1
-    this.count--
-    while (this.head < this.tail && this.dead[this.head] === 1) this.head++
+  /** Forget every entry with seq >= `seq` (they went back to the disk region). */
+  dropFrom(seq: number): void {
+    while (this.tail > this.head && this.seqs[this.tail - 1]! >= seq) {
+      this.tail--
+      if (this.sizes[this.tail] !== 0) this.liveN--
+    }
     if (this.head === this.tail) this.head = this.tail = 0
   }
 
   clear(): void {
     this.head = this.tail = 0
-    this.count = 0
+    this.liveN = 0
   }
 
-  get start(): number {
-    return this.head
-  }
-  get end(): number {
-    return this.tail
-  }
-  isLive(i: number): boolean {
-    return this.dead[i] === 0
-  }
-  seqAt(i: number): number {
-    return this.seqs[i]!
-  }
-  segAt(i: number): number {
-    return this.segs[i]!
-  }
-  offAt(i: number): number {
-    return this.offs[i]!
-  }
-  sizeAt(i: number): number {
-    return this.sizes[i]!
-  }
-  /** Point the entry at a new copy of its record (carry-forward). */
-  move(i: number, seg: number, off: number): void {
-    this.segs[i] = seg
-    this.offs[i] = off
+  get memoryBytes(): number {
+    return this.seqs.byteLength + this.sizes.byteLength
   }
 }

@@ -28,6 +28,8 @@ import {
   addRecordSize,
   ADD_FIXED_LENGTH,
   decodeAddItem,
+  MAX_RECORD_LENGTH,
+  readU64,
   encodeAdd,
   encodeRemove,
   FLAG_DELETED,
@@ -48,9 +50,9 @@ import {
   writeFully,
   type FailpointName,
 } from './faults.js'
-import { LiveIndex } from './liveIndex.js'
-import type { JournalLogger, ReplayState } from './replay.js'
-import { ChunkReader, createSegment, type Segment } from './segment.js'
+import { type CarriedItems, KnownSizes } from './liveIndex.js'
+import { findOriginal, type JournalLogger, type ReplayState } from './replay.js'
+import { ChunkReader, createSegment, forEachRecord, type Segment } from './segment.js'
 import type { JournalItem, JournalStats, QueueJournal, SyncPolicy, WriteCallback } from './types.js'
 
 // Process-wide fsync counters (stats).
@@ -107,7 +109,11 @@ export class FileQueueJournal implements QueueJournal {
 
   private segments: Segment[]
   private readonly bySegno = new Map<number, Segment>()
-  private readonly index: LiveIndex
+  /** The segments holding original ADDs, in order (their seq ranges ascend). */
+  private origSegs: Segment[]
+  private readonly carried: CarriedItems
+  /** Record sizes of the live items in the memory region (see liveIndex.ts). */
+  private readonly known = new KnownSizes()
   /** Above every seq seen: the base seq of the next segment. */
   private nextSeq: number
   private rotationCount = 0
@@ -120,6 +126,7 @@ export class FileQueueJournal implements QueueJournal {
   private batchLen = 0
   private batchOps: number[] = []
   private batchSeqs: number[] = []
+  private batchSizes: number[] = []
   private batchWritten: Array<WriteCallback | undefined> = []
   private batchDurable: Array<WriteCallback | undefined> = []
   private scheduled: NodeJS.Immediate | undefined
@@ -135,10 +142,18 @@ export class FileQueueJournal implements QueueJournal {
   private syncTimer: NodeJS.Timeout | undefined
   private closeAfterSync: number[] = []
 
-  // Read-behind.
+  // Read-behind: a forward cursor over the records (segment, offset), reading big chunks.
   private readingBehind = false
-  private readCursor = 0
+  /** readBehind never returns an item with a seq below this (the engine has those). */
+  private readFrom = 0
+  private cursorSeg: Segment | undefined
+  private cursorOff = 0
   private readonly reader = new ChunkReader()
+  // The record recordAt() found: recBuf[recAt, recAt + recSize).
+  private recBuf: Buffer = Buffer.alloc(0)
+  private recAt = 0
+  private recSize = 0
+  private warnedUnreadable = false
 
   constructor(settings: QueueJournalSettings, state: ReplayState) {
     this.queue = settings.queue
@@ -149,12 +164,45 @@ export class FileQueueJournal implements QueueJournal {
     this.logger = settings.logger
     this.segments = state.segments
     for (const s of this.segments) this.bySegno.set(s.segno, s)
-    this.index = state.index
+    this.origSegs = this.segments.filter((s) => s.live.first >= 0)
+    this.carried = state.carried
     this.nextSeq = state.nextSeq
-    if (state.diskItems > 0) {
-      this.readingBehind = true
-      this.readCursor = state.firstDiskSeq
+  }
+
+  /**
+   * Right after replay: read the first live items, in order, up to `memoryBudgetBytes` of payload;
+   * the rest stays on disk, where readBehind continues.
+   */
+  loadInitial(memoryBudgetBytes: number): { items: JournalItem[]; diskItems: number; diskBytes: number } {
+    this.readingBehind = true
+    this.readFrom = 0
+    this.cursorSeg = this.segments[0]
+    this.cursorOff = this.cursorSeg?.headerLength ?? 0
+    const items: JournalItem[] = []
+    let memBytes = 0
+    for (;;) {
+      const next = this.peekNext(Number.MAX_SAFE_INTEGER)
+      if (next === undefined) break
+      const dataLen = next.size - RECORD_PREFIX_BYTES - ADD_FIXED_LENGTH
+      if (memBytes + dataLen > memoryBudgetBytes) break
+      const item = this.takeNext(next)
+      if (item === undefined) continue
+      items.push(item)
+      memBytes += dataLen
     }
+    let count = 0
+    let bytes = 0
+    for (const s of this.segments) {
+      count += s.liveCount
+      bytes += s.liveBytes
+    }
+    const diskItems = Math.max(0, count - items.length)
+    const diskBytes = diskItems === 0 ? 0 : Math.max(0, bytes - count * (RECORD_PREFIX_BYTES + ADD_FIXED_LENGTH) - memBytes)
+    if (diskItems === 0) {
+      this.readingBehind = false
+      this.cursorSeg = undefined
+    }
+    return { items, diskItems, diskBytes }
   }
 
   get sizeOnDisk(): number {
@@ -169,7 +217,16 @@ export class FileQueueJournal implements QueueJournal {
 
   /** Live items the journal knows of (tests, diagnostics). */
   get liveItems(): number {
-    return this.index.count
+    let n = 0
+    for (const s of this.segments) n += s.liveCount
+    return n
+  }
+
+  /** Bytes of memory the live index holds (tests, diagnostics): bitmaps, checkpoints, etc. */
+  get indexMemoryBytes(): number {
+    let n = this.carried.memoryBytes + this.known.memoryBytes
+    for (const s of this.segments) n += s.live.memoryBytes
+    return n
   }
 
   /** Segment numbers currently on disk (tests, diagnostics). */
@@ -202,18 +259,22 @@ export class FileQueueJournal implements QueueJournal {
       })
       return
     }
-    if (item.seq <= this.index.lastSeq) throw new RangeError(`journal add: seq ${item.seq} not above ${this.index.lastSeq}`)
+    if (item.seq < this.nextSeq) throw new RangeError(`journal add: seq ${item.seq} not above ${this.nextSeq - 1}`)
     const size = addRecordSize(item.data.length)
     this.reserve(size)
     const seg = this.current
     const off = seg.size + this.batchLen
     this.batchLen = encodeAdd(this.batch, this.batchLen, item)
-    this.index.push(item.seq, seg.segno, off, size)
+    if (seg.live.first < 0) this.origSegs.push(seg)
+    seg.live.append(item.seq, off, size)
     seg.liveCount++
     seg.liveBytes += size
-    if (item.seq >= this.nextSeq) this.nextSeq = item.seq + 1
+    this.nextSeq = item.seq + 1
+    // not reading behind: the engine keeps this item in memory
+    if (!this.readingBehind) this.known.push(item.seq, size)
     this.batchOps.push(OP_ADD)
     this.batchSeqs.push(item.seq)
+    this.batchSizes.push(size)
     this.batchWritten.push(onWritten)
     this.batchDurable.push(onDurable)
     this.schedule()
@@ -229,16 +290,30 @@ export class FileQueueJournal implements QueueJournal {
     this.schedule()
   }
 
-  /** Take seq out of the live index and its segment's counts. */
-  private forget(seq: number): void {
-    const i = this.index.find(seq)
-    if (i < 0) return
-    const seg = this.bySegno.get(this.index.segAt(i))
-    if (seg) {
-      seg.liveCount--
-      seg.liveBytes -= this.index.sizeAt(i)
+  /**
+   * Take seq out of the live index and its segment's counts. The record size comes from the caller
+   * (a failed batch), the memory region's sizes, the carried entry, or, for an item removed while
+   * still on disk (rare: the engine removes items it holds), the segment's common/average size.
+   */
+  private forget(seq: number, exactSize = 0): void {
+    const known = this.known.take(seq)
+    const c = this.carried.get(seq)
+    if (c !== undefined) {
+      this.carried.delete(seq)
+      const seg = this.bySegno.get(c.segno)
+      if (seg) {
+        seg.liveCount--
+        seg.liveBytes = seg.liveCount === 0 ? 0 : Math.max(0, seg.liveBytes - c.size)
+      }
+      return
     }
-    this.index.kill(i)
+    const seg = findOriginal(this.origSegs, seq)
+    if (seg === undefined || !seg.live.kill(seq)) return
+    const live = seg.live
+    const size =
+      exactSize > 0 ? exactSize : known > 0 ? known : live.uniform > 0 ? live.uniform : live.count > 0 ? Math.round(live.bytes / live.count) : 0
+    seg.liveCount--
+    seg.liveBytes = seg.liveCount === 0 ? 0 : Math.max(0, seg.liveBytes - size)
   }
 
   private encodeRemove(seq: number, onWritten: WriteCallback | undefined): void {
@@ -246,6 +321,7 @@ export class FileQueueJournal implements QueueJournal {
     this.batchLen = encodeRemove(this.batch, this.batchLen, seq)
     this.batchOps.push(OP_REMOVE)
     this.batchSeqs.push(seq)
+    this.batchSizes.push(REMOVE_RECORD_SIZE)
     this.batchWritten.push(onWritten)
     this.batchDurable.push(undefined)
   }
@@ -271,17 +347,19 @@ export class FileQueueJournal implements QueueJournal {
     const len = this.batchLen
     const ops = this.batchOps
     const seqs = this.batchSeqs
+    const sizes = this.batchSizes
     const written = this.batchWritten
     const durable = this.batchDurable
     this.batchLen = 0
     this.batchOps = []
     this.batchSeqs = []
+    this.batchSizes = []
     this.batchWritten = []
     this.batchDurable = []
     try {
       writeFully(seg.fd, this.batch, len, seg.size, seg.path)
     } catch (cause) {
-      this.failBatch(seg, cause, ops, seqs, written, durable)
+      this.failBatch(seg, cause, ops, seqs, sizes, written, durable)
       return
     }
     seg.size += len
@@ -319,6 +397,7 @@ export class FileQueueJournal implements QueueJournal {
     cause: unknown,
     ops: number[],
     seqs: number[],
+    sizes: number[],
     written: Array<WriteCallback | undefined>,
     durable: Array<WriteCallback | undefined>,
   ): void {
@@ -331,9 +410,16 @@ export class FileQueueJournal implements QueueJournal {
     }
     this.reader.invalidate()
     for (let k = 0; k < ops.length; k++) {
-      if (ops[k] === OP_ADD) this.forget(seqs[k]!)
-      else this.retryRemoves.push(seqs[k]!)
+      if (ops[k] === OP_ADD) {
+        this.forget(seqs[k]!, sizes[k]!)
+        seg.live.unappend(sizes[k]!)
+      } else {
+        this.retryRemoves.push(seqs[k]!)
+      }
     }
+    // the batch's bytes are gone: no checkpoint or cursor may point into them
+    seg.live.cutCheckpoints(seg.size)
+    if (this.cursorSeg === seg && this.cursorOff > seg.size) this.cursorOff = seg.size
     if (this.retryRemoves.length > 0 && this.retryTimer === undefined) {
       this.retryTimer = setTimeout(() => {
         this.retryTimer = undefined
@@ -436,6 +522,7 @@ export class FileQueueJournal implements QueueJournal {
     })
     this.segments.push(seg)
     this.bySegno.set(seg.segno, seg)
+    old.live.trim()
     this.rotationCount++
     failpoint('rotate:after-switch')
   }
@@ -443,6 +530,12 @@ export class FileQueueJournal implements QueueJournal {
   private dropOldest(fp: FailpointName): void {
     const seg = this.segments.shift()!
     this.bySegno.delete(seg.segno)
+    if (this.origSegs[0] === seg) this.origSegs.shift()
+    if (this.cursorSeg === seg) {
+      // everything left in it was removed or carried forward (carried items are merged by seq)
+      this.cursorSeg = this.segments[0]
+      this.cursorOff = this.cursorSeg?.headerLength ?? 0
+    }
     this.reader.invalidate()
     this.closeFd(seg.fd)
     try {
@@ -468,21 +561,36 @@ export class FileQueueJournal implements QueueJournal {
 
   private carryForward(old: Segment): void {
     const cur = this.current
-    // Every ADD in `old` has a seq below the next segment's base seq; carried copies are older.
-    const limit = this.segments[1]!.header?.baseSeq ?? Infinity
-    const picked: number[] = []
-    for (let i = this.index.start; i < this.index.end && this.index.seqAt(i) < limit; i++) {
-      if (this.index.isLive(i) && this.index.segAt(i) === old.segno) picked.push(i)
+    // The live items of `old`: its carried copies (known by offset) and its live original ADDs,
+    // found by reading the segment once from the checkpoint before the first live one.
+    const picked: Array<{ seq: number; off: number; size: number }> = this.carried.inSegment(old.segno)
+    const live = old.live
+    if (live.live > 0) {
+      let found = 0
+      let start = live.seek(live.firstLive())
+      if (start < 0) start = old.headerLength
+      forEachRecord(this.reader, old.fd, start, old.size, (buf, at, off, size) => {
+        if (buf[at + 8] !== OP_ADD) return true
+        const seq = readU64(buf, at + 9)
+        if (!live.has(seq)) return true
+        picked.push({ seq, off, size })
+        return ++found < live.live
+      })
+      if (found < live.live) throw new Error(`carry-forward: found ${found} of ${live.live} live items in ${old.path}`)
     }
+    picked.sort((a, b) => a.seq - b.seq)
     let total = 0
-    for (const i of picked) total += this.index.sizeAt(i)
+    for (const p of picked) total += p.size
     const buf = Buffer.allocUnsafe(total)
     let pos = 0
-    for (const i of picked) {
-      const size = this.index.sizeAt(i)
-      const { buf: chunk, at } = this.reader.read(old.fd, this.index.offAt(i), size, old.size)
-      chunk.copy(buf, pos, at, at + size)
-      pos += size
+    for (const p of picked) {
+      const { buf: chunk, at } = this.reader.read(old.fd, p.off, p.size, old.size)
+      const length = chunk.readUInt32LE(at)
+      if (length + RECORD_PREFIX_BYTES !== p.size || recordCrc(chunk, at + 8, length) !== chunk.readUInt32LE(at + 4)) {
+        throw new Error(`carry-forward: record of seq ${p.seq} unreadable in ${old.path} at ${p.off}`)
+      }
+      chunk.copy(buf, pos, at, at + p.size)
+      pos += p.size
     }
     try {
       writeFully(cur.fd, buf, total, cur.size, cur.path)
@@ -500,12 +608,11 @@ export class FileQueueJournal implements QueueJournal {
     failpoint('carry:after-fsync')
     pos = cur.size
     cur.size += total
-    for (const i of picked) {
-      const size = this.index.sizeAt(i)
-      this.index.move(i, cur.segno, pos)
-      pos += size
+    for (const p of picked) {
+      this.carried.set(p.seq, { segno: cur.segno, off: pos, size: p.size })
+      pos += p.size
       cur.liveCount++
-      cur.liveBytes += size
+      cur.liveBytes += p.size
     }
     old.liveCount = 0
     old.liveBytes = 0
@@ -519,43 +626,150 @@ export class FileQueueJournal implements QueueJournal {
 
   startReadBehind(fromSeq: number): void {
     this.readingBehind = true
-    this.readCursor = fromSeq
+    this.readFrom = fromSeq
+    // items from fromSeq on are back in the disk region
+    this.known.dropFrom(fromSeq)
+    // the first segment with an original ADD at or above fromSeq, from its nearest checkpoint
+    for (const seg of this.origSegs) {
+      if (seg.live.last < fromSeq) continue
+      const off = seg.live.seek(fromSeq)
+      this.cursorSeg = seg
+      this.cursorOff = off < 0 ? seg.headerLength : off
+      return
+    }
+    // nothing that new yet: it will be appended at the end
+    this.cursorSeg = this.current
+    this.cursorOff = this.current.size + this.batchLen
   }
 
   readBehind(maxBytes: number, maxSeq: number): JournalItem[] {
     const out: JournalItem[] = []
     if (!this.readingBehind) return out
     let bytes = 0
-    const cur = this.current
-    for (let i = this.index.lowerBound(this.readCursor); i < this.index.end; i++) {
-      if (!this.index.isLive(i)) continue
-      const seq = this.index.seqAt(i)
-      if (seq > maxSeq) break
-      const off = this.index.offAt(i)
-      const size = this.index.sizeAt(i)
-      const seg = this.bySegno.get(this.index.segAt(i))
-      if (seg === undefined) continue
-      let item: JournalItem
-      if (seg === cur && off >= cur.size) {
-        // still in this turn's batch, not yet written: take it from there
-        item = decodeAddItem(this.batch, off - cur.size)
-      } else {
-        const { buf, at } = this.reader.read(seg.fd, off, size, seg.size)
-        const length = buf.readUInt32LE(at)
-        if (length + RECORD_PREFIX_BYTES !== size || recordCrc(buf, at + 8, length) !== buf.readUInt32LE(at + 4)) {
-          this.logger.warn({ queue: this.queue, seq, file: seg.path, offset: off }, 'journal: record unreadable in read-behind; skipped')
-          this.readCursor = seq + 1
-          continue
-        }
-        item = decodeAddItem(buf, at)
-      }
+    for (;;) {
+      const next = this.peekNext(maxSeq)
+      if (next === undefined) break
+      const item = this.takeNext(next)
+      if (item === undefined) continue
       out.push(item)
-      this.readCursor = seq + 1
-      bytes += size - RECORD_PREFIX_BYTES - ADD_FIXED_LENGTH
+      bytes += item.data.length
       if (bytes >= maxBytes) break
     }
-    if (out.length === 0) this.readingBehind = false
+    if (out.length === 0) {
+      this.readingBehind = false
+      this.cursorSeg = undefined
+    }
     return out
+  }
+
+  /**
+   * The next live item for the reader, without reading its payload: the smaller of the next live
+   * original ADD at the cursor and the next carried item (both at or above readFrom, at most
+   * maxSeq).
+   */
+  private peekNext(maxSeq: number): { seq: number; size: number; carried: boolean } | undefined {
+    const orig = this.peekOriginal(maxSeq)
+    const c = this.carried.nextFrom(this.readFrom)
+    if (c >= 0 && c <= maxSeq && (orig < 0 || c < orig)) return { seq: c, size: this.carried.get(c)!.size, carried: true }
+    return orig < 0 ? undefined : { seq: orig, size: this.recSize, carried: false }
+  }
+
+  /** Read the item peekNext found (right after it: the record is still in recBuf) and move past it. */
+  private takeNext(next: { seq: number; carried: boolean }): JournalItem | undefined {
+    this.readFrom = next.seq + 1
+    let item: JournalItem | undefined
+    if (next.carried) {
+      item = this.readCarried(next.seq)
+    } else {
+      item = decodeAddItem(this.recBuf, this.recAt)
+      this.cursorOff += this.recSize
+    }
+    if (item !== undefined) this.known.push(item.seq, addRecordSize(item.data.length))
+    return item
+  }
+
+  /**
+   * Move the cursor to the next live original ADD with readFrom <= seq <= maxSeq and return its seq
+   * (its record is left in recBuf), or -1 if there is none (yet). REMOVEs, removed ADDs, carried
+   * copies (merged separately) and seqs below readFrom are stepped over.
+   */
+  private peekOriginal(maxSeq: number): number {
+    for (;;) {
+      const seg = this.cursorSeg
+      if (seg === undefined) return -1
+      const found = this.recordAt(seg, this.cursorOff)
+      if (found === 0) {
+        // end of this segment: on to the next one, if there is one
+        const i = this.segments.indexOf(seg)
+        if (i >= 0 && i + 1 >= this.segments.length) return -1
+        this.cursorSeg = this.segments[i + 1]
+        this.cursorOff = this.cursorSeg?.headerLength ?? 0
+        continue
+      }
+      if (found === 2) {
+        // damaged since replay (a bad disk): skip to the next checkpoint, or the segment's end
+        if (!this.warnedUnreadable) {
+          this.warnedUnreadable = true
+          this.logger.warn({ queue: this.queue, file: seg.path, offset: this.cursorOff }, 'journal: record unreadable in read-behind; skipped')
+        }
+        const next = seg.live.checkpointAfter(this.cursorOff)
+        this.cursorOff = next > 0 ? next : seg.size
+        continue
+      }
+      const buf = this.recBuf
+      const at = this.recAt
+      if (buf[at + 8] === OP_ADD) {
+        const seq = readU64(buf, at + 9)
+        if (seq >= this.readFrom && seg.live.has(seq)) return seq <= maxSeq ? seq : -1
+      }
+      this.cursorOff += this.recSize
+    }
+  }
+
+  /**
+   * Find the record at `off` of `seg` (for the segment being appended to, past its written size:
+   * in the batch not yet written). 1 = found (recBuf/recAt/recSize), 0 = end of the segment's
+   * records, 2 = damaged.
+   */
+  private recordAt(seg: Segment, off: number): 0 | 1 | 2 {
+    if (seg === this.current && off >= seg.size) {
+      const p = off - seg.size
+      if (p + RECORD_PREFIX_BYTES > this.batchLen) return 0
+      this.recBuf = this.batch
+      this.recAt = p
+      this.recSize = RECORD_PREFIX_BYTES + this.batch.readUInt32LE(p)
+      return 1
+    }
+    if (off + RECORD_PREFIX_BYTES > seg.size) return 0
+    let v = this.reader.read(seg.fd, off, RECORD_PREFIX_BYTES, seg.size)
+    const length = v.buf.readUInt32LE(v.at)
+    if (length < 1 || length > MAX_RECORD_LENGTH || off + RECORD_PREFIX_BYTES + length > seg.size) return 2
+    v = this.reader.read(seg.fd, off, RECORD_PREFIX_BYTES + length, seg.size)
+    if (recordCrc(v.buf, v.at + 8, length) !== v.buf.readUInt32LE(v.at + 4)) return 2
+    this.recBuf = v.buf
+    this.recAt = v.at
+    this.recSize = RECORD_PREFIX_BYTES + length
+    return 1
+  }
+
+  /** A carried item, read on its own (one small read: they are few). */
+  private readCarried(seq: number): JournalItem | undefined {
+    const ref = this.carried.get(seq)
+    const seg = ref && this.bySegno.get(ref.segno)
+    if (ref === undefined || seg === undefined) return undefined
+    const buf = Buffer.allocUnsafe(ref.size)
+    let got = 0
+    while (got < ref.size) {
+      const n = fs.readSync(seg.fd, buf, got, ref.size - got, ref.off + got)
+      if (n === 0) break
+      got += n
+    }
+    const length = got >= RECORD_PREFIX_BYTES ? buf.readUInt32LE(0) : 0
+    if (got < ref.size || length + RECORD_PREFIX_BYTES !== ref.size || recordCrc(buf, 8, length) !== buf.readUInt32LE(4) || readU64(buf, 9) !== seq) {
+      this.logger.warn({ queue: this.queue, seq, file: seg.path, offset: ref.off }, 'journal: record unreadable in read-behind; skipped')
+      return undefined
+    }
+    return decodeAddItem(buf, 0)
   }
 
   // -------------------------------------------------------------------------------------------
@@ -576,8 +790,11 @@ export class FileQueueJournal implements QueueJournal {
     this.segments = [marker]
     this.bySegno.clear()
     this.bySegno.set(marker.segno, marker)
-    this.index.clear()
+    this.origSegs = []
+    this.carried.clear()
+    this.known.clear()
     this.readingBehind = false
+    this.cursorSeg = undefined
     this.reader.invalidate()
     this.rotationCount++
     failpoint('reset:after-marker')
@@ -599,7 +816,11 @@ export class FileQueueJournal implements QueueJournal {
       flags: FLAG_DELETED,
     })
     this.closed = true
-    this.index.clear()
+    this.origSegs = []
+    this.carried.clear()
+    this.known.clear()
+    this.readingBehind = false
+    this.cursorSeg = undefined
     this.segments = []
     this.bySegno.clear()
     this.reader.invalidate()

@@ -1,10 +1,13 @@
 /**
  * Replay: read a queue's segments back, oldest first, and work out the live items.
  *
- * Speed: each segment is read in 4 MiB chunks and records are parsed out of the chunk (no syscall
- * per record). The first pass keeps only (seq, segment, offset, size) of each ADD and the seq of
- * each REMOVE, in typed arrays; live items are ADDs never REMOVEd. Payloads are read in a second,
- * sequential pass, only for the items that go to memory.
+ * Speed and memory: each segment is read once, in 4 MiB chunks, records parsed out of the chunk
+ * (no syscall per record), streaming into the live index (liveIndex.ts): one bit per original ADD,
+ * a checkpoint every 256 ADDs, an entry per carried copy; nothing else per item, so replaying 10 M
+ * items needs a few MB. Live bytes per segment are known from the counts except for a segment that
+ * is partly consumed and has items of mixed sizes: that one is read again. Payloads are not read
+ * here: the journal reads the first live items, up to the memory budget, when it opens
+ * (FileQueueJournal.loadInitial), with the same sequential reader as read-behind.
  *
  * Damage:
  * - A record that is torn (file ends inside it), too long, or fails its CRC ends its segment: the
@@ -16,7 +19,8 @@
  * - A segment whose header is unreadable is renamed to `<segment>.corrupt-<ms>` and skipped; one
  *   from a newer format version stops the open with an error (never destroy what we can't read).
  * - Carry-forward (compaction) re-appends an ADD with its original seq into a later segment, so a
- *   seq can appear twice and out of order: items are put in seq order and the last copy wins.
+ *   seq can appear twice and out of order: such copies (seq below the segment's base seq) are kept
+ *   apart (`carried`), the last copy wins, and readers merge them back in seq order.
  * - A segment flagged RESET makes every older segment obsolete (an interrupted flush): they are
  *   deleted. A DELETED tombstone (an interrupted delete) leaves the queue empty.
  */
@@ -24,7 +28,6 @@ import * as fs from 'node:fs'
 import { join } from 'node:path'
 import {
   ADD_FIXED_LENGTH,
-  decodeAddItem,
   decodeHeader,
   FLAG_DELETED,
   FLAG_RESET,
@@ -39,9 +42,8 @@ import {
   type SegmentHeader,
 } from './format.js'
 import { fdatasyncNow, fsyncDir, ftruncateNow } from './faults.js'
-import { LiveIndex } from './liveIndex.js'
-import { CHUNK_BYTES, ChunkReader, createSegment, listSegments, type Segment } from './segment.js'
-import type { JournalItem } from './types.js'
+import { CarriedItems, SegmentLive } from './liveIndex.js'
+import { CHUNK_BYTES, ChunkReader, createSegment, forEachRecord, listSegments, type Segment } from './segment.js'
 
 export interface JournalLogger {
   info(obj: object, msg?: string): void
@@ -51,67 +53,89 @@ export interface JournalLogger {
 export const silentLogger: JournalLogger = { info() {}, warn() {} }
 
 export interface ReplayState {
+  /** Every segment, oldest first, open, with its live counts, bytes and bitmap filled in. */
   segments: Segment[]
-  index: LiveIndex
-  items: JournalItem[]
-  diskItems: number
-  diskBytes: number
-  /** seq of the first item left on disk, or -1. */
-  firstDiskSeq: number
+  /** ADDs that carry-forward re-appended (and any other out-of-order copy): where each sits. */
+  carried: CarriedItems
   nextSeq: number
   records: number
   truncatedBytes: number
 }
 
-class GrowableF64 {
-  a = new Float64Array(4096)
-  n = 0
-  push(v: number): void {
-    if (this.n === this.a.length) {
-      const b = new Float64Array(this.a.length * 2)
-      b.set(this.a)
-      this.a = b
-    }
-    this.a[this.n++] = v
+/**
+ * The segment holding `seq` as an original ADD, if any. `origSegs` are the segments that have
+ * original ADDs, in order: their seq ranges ascend and never overlap, so a binary search finds it.
+ */
+export function findOriginal(origSegs: readonly Segment[], seq: number): Segment | undefined {
+  let lo = 0
+  let hi = origSegs.length
+  while (lo < hi) {
+    const mid = (lo + hi) >>> 1
+    if (origSegs[mid]!.live.first <= seq) lo = mid + 1
+    else hi = mid
   }
-}
-
-class GrowableU32 {
-  a = new Uint32Array(4096)
-  n = 0
-  push(v: number): void {
-    if (this.n === this.a.length) {
-      const b = new Uint32Array(this.a.length * 2)
-      b.set(this.a)
-      this.a = b
-    }
-    this.a[this.n++] = v
-  }
-}
-
-interface ScanSink {
-  addSeq: GrowableF64
-  addSeg: GrowableU32
-  addOff: GrowableF64
-  addSize: GrowableU32
-  removeSeq: GrowableF64
-  records: number
-  unknown: number
-  maxSeq: number
-  sorted: boolean
+  if (lo === 0) return undefined
+  const seg = origSegs[lo - 1]!
+  return seq <= seg.live.last ? seg : undefined
 }
 
 /**
- * Parse the records of one segment into the sink. Returns the offset of the first bad byte (the
- * file's size when the whole segment is good).
+ * Builds the live state while records stream by, in log order: an ADD whose seq is at least its
+ * segment's base seq and above every original before it is an ORIGINAL (one bit in its segment);
+ * any other ADD is a copy (carry-forward re-appends with the old seq): the last copy wins, so an
+ * older live copy of the seq is killed and the copy is remembered in `carried`. A REMOVE kills the
+ * live copy of its seq, wherever it is.
  */
-function scanSegment(fd: number, fileSize: number, start: number, segIdx: number, sink: ScanSink, chunk: { buf: Buffer }): number {
+class Builder {
+  readonly carried = new CarriedItems()
+  readonly origSegs: Segment[] = []
+  readonly bySegno = new Map<number, Segment>()
+  lastOrig = -1
+  maxSeq = 0
+  records = 0
+  unknown = 0
+
+  add(seg: Segment, baseSeq: number, seq: number, off: number, size: number): void {
+    if (seq > this.maxSeq) this.maxSeq = seq
+    if (seq >= baseSeq && seq > this.lastOrig) {
+      if (seg.live.first < 0) this.origSegs.push(seg)
+      seg.live.append(seq, off, size)
+      seg.liveCount++
+      this.lastOrig = seq
+    } else {
+      this.kill(seq)
+      this.carried.set(seq, { segno: seg.segno, off, size })
+      seg.liveCount++
+      seg.liveBytes += size
+    }
+  }
+
+  kill(seq: number): void {
+    if (seq > this.maxSeq) this.maxSeq = seq
+    const c = this.carried.get(seq)
+    if (c) {
+      this.carried.delete(seq)
+      const s = this.bySegno.get(c.segno)!
+      s.liveCount--
+      s.liveBytes -= c.size
+      return
+    }
+    const s = findOriginal(this.origSegs, seq)
+    // original bytes are summed at the end (liveBytes holds carried bytes until then)
+    if (s && s.live.kill(seq)) s.liveCount--
+  }
+}
+
+/**
+ * Parse the records of one segment into the builder. Returns the offset of the first bad byte
+ * (the file's size when the whole segment is good).
+ */
+function scanSegment(fd: number, fileSize: number, start: number, seg: Segment, b: Builder, chunk: { buf: Buffer }): number {
   let buf = chunk.buf
   let pos = start // file offset of buf[0]
   let end = 0 // valid bytes in buf
   let p = 0 // parse position in buf
-  const { addSeq, addSeg, addOff, addSize, removeSeq } = sink
-  let lastSeq = addSeq.n > 0 ? addSeq.a[addSeq.n - 1]! : -1
+  const baseSeq = seg.header!.baseSeq
   for (;;) {
     // parse every complete record in buf[p, end)
     while (end - p >= RECORD_PREFIX_BYTES) {
@@ -122,23 +146,14 @@ function scanSegment(fd: number, fileSize: number, start: number, segIdx: number
       const op = buf[p + 8]
       if (op === OP_ADD) {
         if (length < ADD_FIXED_LENGTH) return pos + p
-        const seq = readU64(buf, p + 9)
-        if (seq <= lastSeq) sink.sorted = false
-        lastSeq = seq
-        if (seq > sink.maxSeq) sink.maxSeq = seq
-        addSeq.push(seq)
-        addSeg.push(segIdx)
-        addOff.push(pos + p)
-        addSize.push(RECORD_PREFIX_BYTES + length)
+        b.add(seg, baseSeq, readU64(buf, p + 9), pos + p, RECORD_PREFIX_BYTES + length)
       } else if (op === OP_REMOVE) {
         if (length !== REMOVE_LENGTH) return pos + p
-        const seq = readU64(buf, p + 9)
-        if (seq > sink.maxSeq) sink.maxSeq = seq
-        removeSeq.push(seq)
+        b.kill(readU64(buf, p + 9))
       } else {
-        sink.unknown++
+        b.unknown++
       }
-      sink.records++
+      b.records++
       p += RECORD_PREFIX_BYTES + length
     }
     if (pos + end >= fileSize) return pos + p // the file ends inside a record (or exactly here)
@@ -164,17 +179,30 @@ function scanSegment(fd: number, fileSize: number, start: number, segIdx: number
   }
 }
 
+/**
+ * Record bytes of a segment's live original ADDs. Known without reading when they are all live or
+ * all the same size; otherwise (mixed sizes, partly consumed: usually just the head segment) the
+ * segment is read once more.
+ */
+function originalLiveBytes(seg: Segment, reader: ChunkReader): number {
+  const live = seg.live
+  if (live.live === 0) return 0
+  if (live.live === live.count) return live.bytes
+  if (live.uniform > 0) return live.live * live.uniform
+  let bytes = 0
+  let off = live.seek(live.firstLive())
+  if (off < 0) off = seg.headerLength
+  forEachRecord(reader, seg.fd, off, seg.size, (buf, at, _off, size) => {
+    if (buf[at + 8] === OP_ADD && live.has(readU64(buf, at + 9))) bytes += size
+  })
+  return bytes
+}
+
 function corruptName(path: string): string {
   return `${path}.corrupt-${Date.now()}`
 }
 
-export function replaySegments(
-  dir: string,
-  encoded: string,
-  queue: string,
-  memoryBudgetBytes: number,
-  logger: JournalLogger,
-): ReplayState {
+export function replaySegments(dir: string, encoded: string, queue: string, logger: JournalLogger): ReplayState {
   let segnos = listSegments(dir, encoded)
   // headers first: completes an interrupted reset/delete before reading any record
   const headers = new Map<number, SegmentHeader>()
@@ -226,17 +254,7 @@ export function replaySegments(
     return emptyState([seg], 1)
   }
 
-  const sink: ScanSink = {
-    addSeq: new GrowableF64(),
-    addSeg: new GrowableU32(),
-    addOff: new GrowableF64(),
-    addSize: new GrowableU32(),
-    removeSeq: new GrowableF64(),
-    records: 0,
-    unknown: 0,
-    maxSeq: 0,
-    sorted: true,
-  }
+  const b = new Builder()
   const segments: Segment[] = []
   const chunk = { buf: Buffer.allocUnsafe(CHUNK_BYTES) }
   let truncatedBytes = 0
@@ -247,7 +265,9 @@ export function replaySegments(
     const path = join(dir, segmentFileName(encoded, segno))
     const fd = fs.openSync(path, 'r+')
     const fileSize = fs.fstatSync(fd).size
-    const good = scanSegment(fd, fileSize, h.length, i, sink, chunk)
+    const seg: Segment = { segno, path, fd, header: h, headerLength: h.length, size: fileSize, liveCount: 0, liveBytes: 0, live: new SegmentLive() }
+    b.bySegno.set(segno, seg)
+    const good = scanSegment(fd, fileSize, h.length, seg, b, chunk)
     if (good < fileSize) {
       const cut = fileSize - good
       truncatedBytes += cut
@@ -263,90 +283,23 @@ export function replaySegments(
       }
       ftruncateNow(fd, good, path)
       fdatasyncNow(fd, path)
+      seg.size = good
     }
-    segments.push({ segno, path, fd, header: h, headerLength: h.length, size: good, liveCount: 0, liveBytes: 0 })
+    segments.push(seg)
   }
-  if (sink.unknown > 0) logger.warn({ queue, records: sink.unknown }, 'journal records with unknown opcodes skipped')
+  if (b.unknown > 0) logger.warn({ queue, records: b.unknown }, 'journal records with unknown opcodes skipped')
 
-  // Order ADDs by seq (the log order unless carry-forward re-appended some); the last copy of a seq
-  // wins. `order` lists ADD indexes in seq order.
-  const nAdds = sink.addSeq.n
-  const seqs = sink.addSeq.a
-  let order: Uint32Array | undefined
-  if (!sink.sorted) {
-    const idx = Array.from({ length: nAdds }, (_, k) => k)
-    idx.sort((a, b) => seqs[a]! - seqs[b]! || a - b)
-    order = Uint32Array.from(idx)
-  }
-  const at = (k: number): number => (order ? order[k]! : k)
-  const dead = new Uint8Array(nAdds)
-  if (order) {
-    for (let k = 0; k + 1 < nAdds; k++) if (seqs[at(k)] === seqs[at(k + 1)]) dead[at(k)] = 1
-  }
-  // REMOVEs: mostly ascending, so try where the last one matched before binary searching.
-  let hint = 0
-  const removes = sink.removeSeq
-  for (let r = 0; r < removes.n; r++) {
-    const seq = removes.a[r]!
-    let k = -1
-    if (hint < nAdds && seqs[at(hint)] === seq) k = hint
-    else if (hint + 1 < nAdds && seqs[at(hint + 1)] === seq) k = hint + 1
-    else {
-      let lo = 0
-      let hi = nAdds
-      while (lo < hi) {
-        const mid = (lo + hi) >>> 1
-        if (seqs[at(mid)]! < seq) lo = mid + 1
-        else hi = mid
-      }
-      // with duplicates, the live copy is the last of the run
-      while (lo + 1 < nAdds && seqs[at(lo + 1)] === seq) lo++
-      if (lo < nAdds && seqs[at(lo)] === seq) k = lo
-    }
-    if (k >= 0) {
-      dead[at(k)] = 1
-      hint = k + 1
-    }
-  }
-
-  const index = new LiveIndex(Math.max(1024, nAdds - removes.n))
-  for (let k = 0; k < nAdds; k++) {
-    const a = at(k)
-    if (dead[a]) continue
-    const seg = segments[sink.addSeg.a[a]!]!
-    const size = sink.addSize.a[a]!
-    index.push(seqs[a]!, seg.segno, sink.addOff.a[a]!, size)
-    seg.liveCount++
-    seg.liveBytes += size
-  }
-
-  // Payloads of the first live items, up to the memory budget, in big sequential reads.
-  const items: JournalItem[] = []
   const reader = new ChunkReader()
-  const bySegno = new Map(segments.map((s) => [s.segno, s]))
-  let memBytes = 0
-  let i = index.start
-  for (; i < index.end; i++) {
-    const dataLen = index.sizeAt(i) - RECORD_PREFIX_BYTES - ADD_FIXED_LENGTH
-    if (memBytes + dataLen > memoryBudgetBytes) break
-    const seg = bySegno.get(index.segAt(i))!
-    const { buf, at: o } = reader.read(seg.fd, index.offAt(i), index.sizeAt(i), seg.size)
-    items.push(decodeAddItem(buf, o))
-    memBytes += dataLen
+  for (const seg of segments) {
+    seg.liveBytes += originalLiveBytes(seg, reader)
+    seg.live.trim()
   }
-  let diskBytes = 0
-  const firstDiskSeq = i < index.end ? index.seqAt(i) : -1
-  for (let j = i; j < index.end; j++) diskBytes += index.sizeAt(j) - RECORD_PREFIX_BYTES - ADD_FIXED_LENGTH
 
   return {
     segments,
-    index,
-    items,
-    diskItems: index.end - i,
-    diskBytes,
-    firstDiskSeq,
-    nextSeq: Math.max(sink.maxSeq + 1, baseSeq, 1),
-    records: sink.records,
+    carried: b.carried,
+    nextSeq: Math.max(b.maxSeq + 1, baseSeq, 1),
+    records: b.records,
     truncatedBytes,
   }
 }
@@ -354,11 +307,7 @@ export function replaySegments(
 function emptyState(segments: Segment[], nextSeq: number): ReplayState {
   return {
     segments,
-    index: new LiveIndex(),
-    items: [],
-    diskItems: 0,
-    diskBytes: 0,
-    firstDiskSeq: -1,
+    carried: new CarriedItems(),
     nextSeq,
     records: 0,
     truncatedBytes: 0,

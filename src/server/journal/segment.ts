@@ -9,6 +9,8 @@ import {
   encodeHeader,
   HEADER_FIXED_BYTES,
   FORMAT_VERSION,
+  MAX_RECORD_LENGTH,
+  RECORD_PREFIX_BYTES,
   parseSegmentFileName,
   parseTmpFileName,
   segmentFileName,
@@ -16,6 +18,7 @@ import {
   type SegmentHeader,
 } from './format.js'
 import { failpoint, fdatasyncNow, fsyncDir, openNow, renameNow, writeFully, type FailpointName } from './faults.js'
+import { SegmentLive } from './liveIndex.js'
 
 export interface Segment {
   segno: number
@@ -26,9 +29,11 @@ export interface Segment {
   headerLength: number
   /** Bytes written and good: where the next batch goes. */
   size: number
-  /** Live ADD records in this segment, and their record bytes. */
+  /** Live ADD records in this segment (original and carried), and their record bytes. */
   liveCount: number
   liveBytes: number
+  /** Which of the segment's original ADDs are live (liveIndex.ts). */
+  live: SegmentLive
 }
 
 /** Every segment number of a queue found in `dir`, ascending; leftover .tmp files are deleted. */
@@ -115,6 +120,7 @@ export function createSegment(o: NewSegmentOptions): Segment {
       size,
       liveCount: 0,
       liveBytes: 0,
+      live: new SegmentLive(),
     }
   } catch (err) {
     fs.closeSync(fd)
@@ -178,4 +184,28 @@ export class ChunkReader {
     }
     return { buf: this.buf, at: off - this.start }
   }
+}
+
+/**
+ * Walk the records of a segment file from `off` up to `end`, through `reader` (big chunks, no
+ * syscall per record): `fn` gets each record as buf[at, at + size) and its file offset; returning
+ * false stops the walk. Returns where the walk stopped: the offset of the record `fn` refused or of
+ * one whose length is impossible, else `end`. CRCs are the caller's business.
+ */
+export function forEachRecord(
+  reader: ChunkReader,
+  fd: number,
+  off: number,
+  end: number,
+  fn: (buf: Buffer, at: number, off: number, size: number) => boolean | void,
+): number {
+  while (off + RECORD_PREFIX_BYTES <= end) {
+    let v = reader.read(fd, off, RECORD_PREFIX_BYTES, end)
+    const length = v.buf.readUInt32LE(v.at)
+    if (length < 1 || length > MAX_RECORD_LENGTH || off + RECORD_PREFIX_BYTES + length > end) return off
+    v = reader.read(fd, off, RECORD_PREFIX_BYTES + length, end)
+    if (fn(v.buf, v.at, off, RECORD_PREFIX_BYTES + length) === false) return off
+    off += RECORD_PREFIX_BYTES + length
+  }
+  return off
 }

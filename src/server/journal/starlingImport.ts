@@ -141,7 +141,7 @@ export async function importStarlingSpool(dir: string, logger: JournalLogger = s
       let baseSeq = 1
       if (segnos.length > 0) {
         // the queue already has a journal of ours: the Starling items go after it
-        const state = replaySegments(dir, encoded, queue, 0, logger)
+        const state = replaySegments(dir, encoded, queue, logger)
         baseSeq = state.nextSeq
         for (const s of state.segments) fs.closeSync(s.fd)
       }
