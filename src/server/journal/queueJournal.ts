@@ -17,6 +17,19 @@
  * - `reset` (flush) writes a new segment flagged RESET before deleting the older ones; `destroy`
  *   writes a DELETED tombstone first. Replay finishes either if a crash interrupted it.
  *
+ * The live index (liveIndex.ts) costs ~0.2 bytes per item on disk: a bit per original ADD in its
+ * segment's bitmap, a (seq, offset) checkpoint every 256 ADDs, an entry per carried copy. No
+ * per-item offsets, so:
+ * - Read-behind is a forward cursor (segment, byte offset) reading records in big chunks: it steps
+ *   over REMOVEs, removed ADDs (bit clear), carried copies and seqs below the last one returned,
+ *   and stops at an ADD above maxSeq; past the written end of the last segment it reads the batch
+ *   not yet written. Carried items (few) are merged in by seq from their known offsets.
+ *   startReadBehind seeks with the checkpoints.
+ * - Carry-forward finds the live items of the oldest segment (at most 1/8 of it is live) by reading
+ *   it once from the checkpoint before its first live ADD; the copies become carried entries.
+ * - A REMOVE frees the record size the memory region remembers for it (KnownSizes), so live byte
+ *   counts stay exact for what the engine removes.
+ *
  * Writes are synchronous positional writes of the whole batch (one syscall per event-loop turn);
  * fsyncs for sync=always and sync=<ms> run on the libuv thread pool (fs.fdatasync), so the event
  * loop keeps taking commands while the disk works. Rotation and carry-forward, which happen once
