@@ -93,7 +93,10 @@ export class Connection {
     this.handler?.close()
     // Replies still in flight (a pending journal write) are given a moment to complete.
     const finish = (): void => {
-      if (this.outbox.pendingSlots === 0 || this.closed) this.socket.end()
+      if (this.outbox.pendingSlots === 0 || this.closed) {
+        this.outbox.flush()
+        this.socket.end()
+      }
       else setTimeout(finish, 5)
     }
     finish()

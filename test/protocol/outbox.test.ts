@@ -1,15 +1,14 @@
 import t from 'tap'
 import { Outbox, type ReplySink } from '../../src/server/protocol/outbox.js'
 
-/** A sink that records writes and can run a hook inside write (as a socket callback chain can). */
-function sink(onWrite: (chunk: Buffer) => void = () => {}): ReplySink & { written: string[] } {
+/** A sink that records what reached the socket, as one string per socket write. */
+function sink(): ReplySink & { written: string[] } {
   const written: string[] = []
   return {
     written,
     writableLength: 0,
     write(chunk: Buffer) {
       written.push(chunk.toString())
-      onWrite(chunk)
       return true
     },
     cork() {},
@@ -17,34 +16,53 @@ function sink(onWrite: (chunk: Buffer) => void = () => {}): ReplySink & { writte
   }
 }
 
-t.test('replies leave in command order whatever order they complete in', async (t) => {
+const tick = (): Promise<void> => new Promise((r) => process.nextTick(r))
+
+t.test('replies leave in command order whatever order they complete in, one write per tick', async (t) => {
   const s = sink()
   const out = new Outbox(s, { maxPendingBytes: 1 << 20, maxPendingSlots: 100 })
   const a = out.reserve()
   const b = out.reserve()
   out.push(Buffer.from('c'))
   out.fill(b, Buffer.from('b'))
+  await tick()
   t.same(s.written, [])
   out.fill(a, Buffer.from('a'))
-  t.same(s.written, ['a', 'b', 'c'])
   out.push(Buffer.from('d'))
-  t.same(s.written, ['a', 'b', 'c', 'd'])
+  await tick()
+  t.same(s.written, ['abcd'], 'one socket write for the tick')
+  out.push(Buffer.from('e'))
+  out.flush()
+  t.same(s.written, ['abcd', 'e'], 'flush sends at once')
 })
 
-t.test('a fill from inside a write neither repeats nor skips a reply', async (t) => {
+t.test('a large batch goes out corked, chunk by chunk, in order', async (t) => {
+  const s = sink()
+  const out = new Outbox(s, { maxPendingBytes: 1 << 22, maxPendingSlots: 100 })
+  const big = Buffer.alloc(70 * 1024, 0x62)
+  out.push(Buffer.from('a'), big, Buffer.from('z'))
+  await tick()
+  t.equal(s.written.join(''), 'a' + big.toString() + 'z')
+})
+
+t.test('a fill from inside the progress callback neither repeats nor skips a reply', async (t) => {
   let late: ReturnType<Outbox['reserve']> | null = null
-  let out: Outbox
-  const s = sink((chunk) => {
-    // Writing reply 1 completes reply 3 re-entrantly (a journal callback in the same call chain).
-    if (chunk.toString() === '1' && late) out.fill(late, Buffer.from('3'))
+  const s = sink()
+  const out: Outbox = new Outbox(s, { maxPendingBytes: 1 << 20, maxPendingSlots: 100 }, () => {
+    // Releasing reply 1 completes reply 3 re-entrantly (a journal callback in the same call chain).
+    if (late) {
+      const slot = late
+      late = null
+      out.fill(slot, Buffer.from('3'))
+    }
   })
-  out = new Outbox(s, { maxPendingBytes: 1 << 20, maxPendingSlots: 100 })
   const first = out.reserve()
   const second = out.reserve()
   late = out.reserve()
   out.fill(second, Buffer.from('2'))
   out.fill(first, Buffer.from('1'))
-  t.same(s.written, ['1', '2', '3'])
+  await tick()
+  t.same(s.written, ['123'])
 })
 
 t.test('empty fills (noreply) send nothing and do not block later replies', async (t) => {
@@ -53,6 +71,7 @@ t.test('empty fills (noreply) send nothing and do not block later replies', asyn
   const a = out.reserve()
   out.push(Buffer.from('x'))
   out.fill(a)
+  await tick()
   t.same(s.written, ['x'])
   t.equal(out.pendingSlots, 0)
 })
@@ -75,8 +94,9 @@ t.test('pushWhenReady computes its reply only when every earlier reply is done',
   const a = out.reserve()
   out.pushWhenReady(() => [Buffer.from(`stats:${state}`)])
   state = 'after'
-  out.fill(a, Buffer.from('STORED'))
-  t.same(s.written, ['STORED', 'stats:after'])
-  out.pushWhenReady(() => [Buffer.from('now')])
-  t.same(s.written, ['STORED', 'stats:after', 'now'], 'nothing pending: computed at once')
+  out.fill(a, Buffer.from('STORED '))
+  out.pushWhenReady(() => [Buffer.from(` now:${state}`)])
+  state = 'later'
+  await tick()
+  t.same(s.written, ['STORED stats:after now:after'], 'nothing pending: computed at once')
 })

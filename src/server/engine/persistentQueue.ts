@@ -206,8 +206,9 @@ export class PersistentQueue implements ConsumerHost {
     if (options.open && (consumer.openReads.has(this) || consumer.opening.has(this))) {
       return done(new StarlingError('OPEN_READ_PENDING', 'an open read is already pending on this queue; close or abort it first'), null)
     }
-    // Sets pipelined ahead of this get (this tick) must be visible to it.
-    if (this.pendingAdds > 0) this.journal.flushNow()
+    // Sets pipelined ahead of this get (this tick) must be visible to it — which matters only
+    // when nothing visible is ahead of them (otherwise the head is served and the batch waits).
+    if (this.pendingAdds > 0 && this.length === 0) this.journal.flushNow()
     if (options.peek) {
       const head = this.peekHead()
       this.events.got(head !== null)

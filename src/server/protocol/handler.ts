@@ -38,8 +38,18 @@ export abstract class ProtocolHandler {
     protected readonly session: Session,
     protected readonly out: Outbox,
     protected readonly limits: ProtocolLimits,
-    protected readonly connection: ConnectionControl,
-  ) {}
+    connection: ConnectionControl,
+  ) {
+    // Ending the connection first hands the replies already made to the socket.
+    this.connection = {
+      end: () => {
+        out.flush()
+        connection.end()
+      },
+    }
+  }
+
+  protected readonly connection: ConnectionControl
 
   /**
    * Parse one command from buf[start, end) and act on it. Return the bytes consumed, or NEED_MORE.
