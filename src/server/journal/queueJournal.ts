@@ -26,7 +26,8 @@
  *   not yet written. Carried items (few) are merged in by seq from their known offsets.
  *   startReadBehind seeks with the checkpoints.
  * - Carry-forward finds the live items of the oldest segment (at most 1/8 of it is live) by reading
- *   it once from the checkpoint before its first live ADD; the copies become carried entries.
+ *   it once from the checkpoint before its first live ADD; the copies become carried entries. It
+ *   waits while read-behind has not yet read past the segment (its live items are about to go).
  * - A REMOVE frees the record size the memory region remembers for it (KnownSizes), so live byte
  *   counts stay exact for what the engine removes.
  *
@@ -233,6 +234,11 @@ export class FileQueueJournal implements QueueJournal {
     let n = 0
     for (const s of this.segments) n += s.liveCount
     return n
+  }
+
+  /** Live items held as carried-forward copies (tests, diagnostics). */
+  get carriedItems(): number {
+    return this.carried.size
   }
 
   /** Bytes of memory the live index holds (tests, diagnostics): bitmaps, checkpoints, etc. */
@@ -568,6 +574,9 @@ export class FileQueueJournal implements QueueJournal {
     const cur = this.current
     const bytes = old.size - old.headerLength
     if (old.liveCount === 0 || old.liveBytes * 8 > bytes || old.liveBytes > this.maxJournalSize / 4) return
+    // Read-behind has not read all of it yet: its live items are mostly about to be read and
+    // removed, so copying them would be wasted (and carried items are read one by one).
+    if (this.readingBehind && this.readFrom <= old.live.last) return
     if (this.segments.length < 3 && cur.size - cur.headerLength < this.maxJournalSize / 2) return
     this.carryForward(old)
   }
