@@ -7,7 +7,7 @@ import t from 'tap'
 import { execFileSync } from 'node:child_process'
 import { mkdirSync, writeFileSync, rmSync, readFileSync } from 'node:fs'
 import { join } from 'node:path'
-import { startServer, removeDir, tempDir } from '../helpers/server.js'
+import { startServer, removeDir, tempDir, serverFor } from '../helpers/server.js'
 import { RawClient } from '../helpers/textClient.js'
 
 function mountTmpfs(dir: string, size: string): string | null {
@@ -41,6 +41,7 @@ t.test('disk full: SERVER_ERROR, gets keep working, one log line, recovery when 
   const ballast = join(mnt, 'ballast')
   writeFileSync(ballast, Buffer.alloc(1024 * 1024))
   const s = await startServer({ spool })
+  t.teardown(() => (s.proc.exitCode === null && s.proc.signalCode === null ? s.kill() : undefined))
   const c = await RawClient.connect(s.port)
   const item = 'z'.repeat(32 * 1024)
   const stored: number[] = []
@@ -83,8 +84,7 @@ function rssMiB(pid: number): number {
 
 t.test('read-behind: a deep queue stays within its memory budget, FIFO, flags and expiry exact', async (t) => {
   const count = Number(process.env.STARLING_DEEP_ITEMS ?? 150_000)
-  const s = await startServer({ config: { max_memory_size: '1MB' } })
-  t.teardown(() => removeDir(s.spool))
+  const s = await serverFor(t, { config: { max_memory_size: '1MB' } })
   const c = await RawClient.connect(s.port)
   const pad = 'p'.repeat(240)
   const now = Math.floor(Date.now() / 1000)
@@ -133,8 +133,7 @@ t.test('read-behind: a deep queue stays within its memory budget, FIFO, flags an
   c.close()
   await s.kill()
 
-  const again = await startServer({ spool: s.spool, config: { max_memory_size: '1MB' } })
-  t.teardown(() => void again.stop())
+  const again = await serverFor(t, { spool: s.spool, config: { max_memory_size: '1MB' } })
   const d = await RawClient.connect(again.port)
   let seen = 0
   for (;;) {
