@@ -231,14 +231,8 @@ export function executeMeta(cmd: MetaCommand, ctx: MetaContext): void {
   }
 }
 
-function metaGet(key: string, value: boolean, ret: MetaReturnFlags, ctx: MetaContext): void {
-  let parsed
-  try {
-    parsed = parseQueueKey(key, ctx.limits.maxKeyLength)
-  } catch (err) {
-    ctx.out.push(replyFor(err))
-    return
-  }
+/** Reserve the reply's place, run the session call, fill the place once; a throw becomes the reply. */
+function replyLater(ctx: MetaContext, run: (fill: (...chunks: Buffer[]) => void) => void): void {
   const slot = ctx.out.reserve()
   let filled = false
   const fill = (...chunks: Buffer[]): void => {
@@ -247,16 +241,30 @@ function metaGet(key: string, value: boolean, ret: MetaReturnFlags, ctx: MetaCon
     ctx.out.fill(slot, ...chunks)
   }
   try {
-    ctx.session.get(parsed.queue, parsed.options, (err, item) => {
+    run(fill)
+  } catch (err) {
+    fill(replyFor(err))
+  }
+}
+
+function metaGet(key: string, value: boolean, ret: MetaReturnFlags, ctx: MetaContext): void {
+  let parsed
+  try {
+    parsed = parseQueueKey(key, ctx.limits.maxKeyLength)
+  } catch (err) {
+    ctx.out.push(replyFor(err))
+    return
+  }
+  const { queue, options } = parsed
+  replyLater(ctx, (fill) =>
+    ctx.session.get(queue, options, (err, item) => {
       if (err) return fill(errorReply(err))
       if (!item) return ret.quiet ? fill() : fill(metaLine('EN', ret, null))
       const info = itemInfo(item)
       if (!value) return fill(metaLine('HD', ret, info))
       fill(metaLine('VA ' + item.data.length, ret, info), item.data, CRLF)
-    })
-  } catch (err) {
-    fill(replyFor(err))
-  }
+    }),
+  )
 }
 
 function metaSet(cmd: Extract<MetaCommand, { type: 'ms' }>, ctx: MetaContext): void {
@@ -271,21 +279,12 @@ function metaSet(cmd: Extract<MetaCommand, { type: 'ms' }>, ctx: MetaContext): v
     ctx.out.push(metaLine('NS', cmd.ret, null))
     return
   }
-  const slot = ctx.out.reserve()
-  let filled = false
-  const fill = (...chunks: Buffer[]): void => {
-    if (filled) return
-    filled = true
-    ctx.out.fill(slot, ...chunks)
-  }
-  try {
+  replyLater(ctx, (fill) =>
     ctx.session.set(queue, cmd.flags, cmd.exptime, cmd.data, (err) => {
       if (err) return fill(errorReply(err))
       return cmd.ret.quiet ? fill() : fill(metaLine('HD', cmd.ret, null))
-    })
-  } catch (err) {
-    fill(replyFor(err))
-  }
+    }),
+  )
 }
 
 function metaDelete(key: string, ret: MetaReturnFlags, ctx: MetaContext): void {
@@ -296,22 +295,13 @@ function metaDelete(key: string, ret: MetaReturnFlags, ctx: MetaContext): void {
     ctx.out.push(replyFor(err))
     return
   }
-  const slot = ctx.out.reserve()
-  let filled = false
-  const fill = (...chunks: Buffer[]): void => {
-    if (filled) return
-    filled = true
-    ctx.out.fill(slot, ...chunks)
-  }
-  try {
+  replyLater(ctx, (fill) =>
     ctx.session.delete(queue, (err, existed) => {
       if (err) return fill(errorReply(err))
       if (!existed) return fill(metaLine('NF', ret, null))
       return ret.quiet ? fill() : fill(metaLine('HD', ret, null))
-    })
-  } catch (err) {
-    fill(replyFor(err))
-  }
+    }),
+  )
 }
 
 /** A queue name for commands that take no Kestrel options (delete, flush, md). */
