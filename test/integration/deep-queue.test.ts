@@ -109,8 +109,12 @@ t.test('1 M items beyond the memory budget: RSS bounded, restart, order', async 
   t.ok(rssLoaded < 200, `RSS ${rssLoaded.toFixed(0)} MiB with ${N} items of ${SIZE} B queued (${((N * SIZE) / 2 ** 20).toFixed(0)} MiB of payload)`)
   t.equal(await s.stop(), 0, 'clean shutdown')
 
-  const again = await startServer({ spool: s.spool, config })
+  // Progress is logged about once a second; here every segment, so a short replay shows it too.
+  const again = await startServer({ spool: s.spool, config, env: { STARLING_REPLAY_PROGRESS_MS: '0' } })
   t.teardown(() => void again.stop())
+  const progress = again.logs.filter((l) => l['msg'] === 'replaying journal')
+  t.ok(progress.length >= 2, `replay progress logged (${progress.length} lines)`)
+  t.ok(Number(progress.at(-1)?.['records']) > Number(progress[0]?.['records']), 'progress advances')
   const done = again.logs.find((l) => l['msg'] === 'replay complete')
   t.ok(done, 'replay reported')
   t.equal(done!['items'], N, 'every item replayed')

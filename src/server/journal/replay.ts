@@ -202,6 +202,9 @@ function corruptName(path: string): string {
   return `${path}.corrupt-${Date.now()}`
 }
 
+/** How often a long replay logs its progress. */
+const PROGRESS_LOG_MS = Number(process.env.STARLING_REPLAY_PROGRESS_MS ?? 1000)
+
 export function replaySegments(dir: string, encoded: string, queue: string, logger: JournalLogger): ReplayState {
   let segnos = listSegments(dir, encoded)
   // headers first: completes an interrupted reset/delete before reading any record
@@ -258,6 +261,7 @@ export function replaySegments(dir: string, encoded: string, queue: string, logg
   const segments: Segment[] = []
   const chunk = { buf: Buffer.allocUnsafe(CHUNK_BYTES) }
   let truncatedBytes = 0
+  let lastProgressLog = Date.now()
   for (let i = 0; i < segnos.length; i++) {
     const segno = segnos[i]!
     const h = headers.get(segno)!
@@ -268,6 +272,12 @@ export function replaySegments(dir: string, encoded: string, queue: string, logg
     const seg: Segment = { segno, path, fd, header: h, headerLength: h.length, size: fileSize, liveCount: 0, liveBytes: 0, live: new SegmentLive() }
     b.bySegno.set(segno, seg)
     const good = scanSegment(fd, fileSize, h.length, seg, b, chunk)
+    // A long replay says how far it has got, about once a second (segments are read in order).
+    const now = Date.now()
+    if (now - lastProgressLog >= PROGRESS_LOG_MS) {
+      lastProgressLog = now
+      logger.info({ queue, segment: i + 1, segments: segnos.length, records: b.records }, 'replaying journal')
+    }
     if (good < fileSize) {
       const cut = fileSize - good
       truncatedBytes += cut
