@@ -59,7 +59,7 @@ const USAGE = `usage: npm run bench -- [--quick] [--only PEER[,PEER...]] [--work
                         [--threads N] [--no-write] [--cpu-prof] [--replay-items N] [--replay-size BYTES]
 peers: memcached redis-everysec redis-always beanstalkd beanstalkd-f0 ours-never ours-always
        (families: redis, beanstalkd, ours)
-workloads: fill-drain fill-drain-binary mixed durable-fill blocking large tiny replay`
+workloads: fill-drain fill-drain-binary mixed mixed-half durable-fill blocking large tiny replay`
 
 export function parseOptions(argv: string[]): BenchOptions {
   const options: BenchOptions = {

@@ -56,7 +56,8 @@ export function renderMarkdown(
       if (ours && rows.length > 1) {
         const mine = ours.metrics[w.keyMetric]
         const theirs = r.metrics[w.keyMetric]
-        cells.push(mine !== undefined && theirs ? `${(mine / theirs).toFixed(2)}×` : '–')
+        const ratio = mine && theirs ? (w.lowerIsBetter ? theirs / mine : mine / theirs) : undefined
+        cells.push(ratio !== undefined ? `${ratio.toFixed(2)}×` : '–')
       }
       out.push(`| ${name}${r.status === 'failed' ? ` (failed: ${escape(r.error ?? 'error')})` : ''} | ${cells.join(' | ')} |`)
     }

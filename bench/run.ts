@@ -121,6 +121,8 @@ async function main(): Promise<number> {
           peer,
           log,
           profileArgs: () => (profileDir ? ['--cpu-prof', '--cpu-prof-dir', profileDir] : []),
+          earlier: (workload, peerName) =>
+            results.find((r) => r.workload === workload && r.peer === peerName && r.status === 'ok'),
         }
         let r: WorkloadResult
         const runStarted = performance.now()

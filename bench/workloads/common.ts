@@ -19,6 +19,8 @@ export interface RunContext {
   log(line: string): void
   /** Node flags that make our server write a CPU profile where the run can find it. */
   profileArgs(): string[]
+  /** A successful result of an earlier workload in this run, for the named peer. */
+  earlier(workload: string, peer: string): WorkloadResult | undefined
 }
 
 export interface WorkloadResult {
@@ -45,8 +47,9 @@ export interface Column {
 export interface Workload {
   name: string
   title: string
-  /** The metric (higher is better) the table compares against our server's row. */
+  /** The metric the table compares against our server's row (higher is better unless lowerIsBetter). */
   keyMetric: string
+  lowerIsBetter?: boolean
   describe(options: BenchOptions): string
   appliesTo(peer: PeerDef): boolean
   columns: Column[]

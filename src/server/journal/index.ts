@@ -16,7 +16,8 @@ import {
 } from './format.js'
 import { fsyncDir } from './faults.js'
 import { FileQueueJournal, journalStats } from './queueJournal.js'
-import { replaySegments, silentLogger, type JournalLogger } from './replay.js'
+import { replaySegmentsParallel, silentLogger, type JournalLogger } from './replay.js'
+import { replayPool } from './scanPool.js'
 import { readSegmentHeader } from './segment.js'
 import type { JournalFactory, JournalOptions, QueueJournal, ReplayResult } from './types.js'
 
@@ -84,7 +85,7 @@ export function createJournalFactory(options: JournalFactoryOptions = {}): Journ
       const started = performance.now()
       fs.mkdirSync(o.dir, { recursive: true })
       const encoded = encodeQueueName(o.queue)
-      const state = replaySegments(o.dir, encoded, o.queue, logger)
+      const state = await replaySegmentsParallel(o.dir, encoded, o.queue, logger, replayPool())
       const journal = new FileQueueJournal(
         { dir: o.dir, queue: o.queue, encoded, sync: o.sync, maxJournalSize: o.maxJournalSize, logger },
         state,
