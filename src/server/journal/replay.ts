@@ -4,9 +4,9 @@
  * Speed and memory: each segment is read once, in 4 MiB chunks, records parsed out of the chunk
  * (no syscall per record; scan.ts). For a big journal the reading and CRC checking, most of the
  * work, runs on replay threads (scanPool.ts), several segments at once, and only the records
- * (op, seq, offset, size) come back; they stream in segment order into the live index (liveIndex.ts): one bit per original ADD,
- * a checkpoint every 256 ADDs, an entry per carried copy; nothing else per item, so replaying 10 M
- * items needs a few MB. Live bytes per segment are known from the counts except for a segment that
+ * (op, seq, offset, size) come back. They stream, in segment order, into the live index
+ * (liveIndex.ts): one bit per original ADD, a checkpoint every 256 ADDs, an entry per carried
+ * copy; nothing else per item, so replaying 10 M items needs a few MB. Live bytes per segment are known from the counts except for a segment that
  * is partly consumed and has items of mixed sizes: that one is read again. Payloads are not read
  * here: the journal reads the first live items, up to the memory budget, when it opens
  * (FileQueueJournal.loadInitial), with the same sequential reader as read-behind.
