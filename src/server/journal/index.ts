@@ -4,6 +4,7 @@
  * fsync policy and compaction, starlingImport.ts for reading an old Starling spool.
  */
 import * as fs from 'node:fs'
+import { availableParallelism } from 'node:os'
 import { join } from 'node:path'
 import {
   decodeHeader,
@@ -75,17 +76,20 @@ async function listQueues(dir: string, logger: JournalLogger): Promise<string[]>
 export interface JournalFactoryOptions {
   /** Where replay reports damage and compaction reports its work (pino-compatible). */
   logger?: JournalLogger
+  /** Replay threads for big journals (0 = none); default one per core, at most 4. */
+  replayThreads?: number
 }
 
 export function createJournalFactory(options: JournalFactoryOptions = {}): JournalFactory {
   const logger = options.logger ?? silentLogger
+  const threads = options.replayThreads ?? Math.min(4, availableParallelism())
   return {
     listQueues: (dir) => listQueues(dir, logger),
     async open(o: JournalOptions): Promise<{ journal: QueueJournal; replay: ReplayResult }> {
       const started = performance.now()
       fs.mkdirSync(o.dir, { recursive: true })
       const encoded = encodeQueueName(o.queue)
-      const state = await replaySegmentsParallel(o.dir, encoded, o.queue, logger, replayPool())
+      const state = await replaySegmentsParallel(o.dir, encoded, o.queue, logger, replayPool(threads))
       const journal = new FileQueueJournal(
         { dir: o.dir, queue: o.queue, encoded, sync: o.sync, maxJournalSize: o.maxJournalSize, logger },
         state,
@@ -98,6 +102,7 @@ export function createJournalFactory(options: JournalFactoryOptions = {}): Journ
         nextSeq: state.nextSeq,
         records: state.records,
         truncatedBytes: state.truncatedBytes,
+        threads: state.threads,
         durationMs: performance.now() - started,
       }
       return { journal, replay }

@@ -59,6 +59,8 @@ export interface ReplayState {
   nextSeq: number
   records: number
   truncatedBytes: number
+  /** Replay threads that scanned segments (0: all on the main thread). */
+  threads: number
 }
 
 /**
@@ -212,9 +214,10 @@ export async function replaySegmentsParallel(
       continue
     }
     plan.applyScanned(seg, scanned)
+    pool.recycle(scanned)
     plan.finishSegment(seg, scanned.good)
   }
-  return plan.result()
+  return { ...plan.result(), threads: threadFailure ? 0 : pool.size }
 }
 
 /**
@@ -369,6 +372,7 @@ class Replayer {
       nextSeq: Math.max(b.maxSeq + 1, this.baseSeq, 1),
       records: b.records,
       truncatedBytes: this.truncatedBytes,
+      threads: 0,
     }
   }
 }
@@ -380,5 +384,6 @@ function emptyState(segments: Segment[], nextSeq: number): ReplayState {
     nextSeq,
     records: 0,
     truncatedBytes: 0,
+    threads: 0,
   }
 }

@@ -83,13 +83,20 @@ export interface ScannedRecords {
   good: number
 }
 
-/** Collects records into growable columns. */
+/** Collects records into growable columns (starting with the arrays of `reuse`, if given). */
 export class ColumnSink implements RecordSink {
   count = 0
-  ops = new Uint8Array(1024)
-  seqs = new Float64Array(1024)
-  offs = new Float64Array(1024)
-  sizes = new Uint32Array(1024)
+  ops: Uint8Array
+  seqs: Float64Array
+  offs: Float64Array
+  sizes: Uint32Array
+
+  constructor(reuse?: ScannedRecords) {
+    this.ops = reuse?.ops ?? new Uint8Array(1024)
+    this.seqs = reuse?.seqs ?? new Float64Array(1024)
+    this.offs = reuse?.offs ?? new Float64Array(1024)
+    this.sizes = reuse?.sizes ?? new Uint32Array(1024)
+  }
 
   record(op: number, seq: number, off: number, size: number): void {
     if (this.count === this.ops.length) this.grow()
@@ -119,4 +126,9 @@ export class ColumnSink implements RecordSink {
   result(good: number): ScannedRecords {
     return { count: this.count, ops: this.ops, seqs: this.seqs, offs: this.offs, sizes: this.sizes, good }
   }
+}
+
+/** The buffers of a scan's columns (to transfer between threads). */
+export function columnBuffers(r: ScannedRecords): ArrayBuffer[] {
+  return [r.ops.buffer, r.seqs.buffer, r.offs.buffer, r.sizes.buffer] as ArrayBuffer[]
 }

@@ -5,17 +5,25 @@
  * pool and replay scans on the main thread.
  */
 import { existsSync } from 'node:fs'
-import { availableParallelism } from 'node:os'
 import { fileURLToPath } from 'node:url'
 import { Worker } from 'node:worker_threads'
-import type { ScannedRecords } from './scan.js'
+import { columnBuffers, type ScannedRecords } from './scan.js'
 
 export interface ScanRequest {
+  type: 'scan'
   id: number
   path: string
   start: number
   fileSize: number
 }
+
+/** Give a scan's column arrays back to a thread for its next scans. */
+export interface RecycleRequest {
+  type: 'recycle'
+  records: ScannedRecords
+}
+
+export type ToScanThread = ScanRequest | RecycleRequest
 
 export type ScanReply = { id: number; records: ScannedRecords } | { id: number; error: string }
 
@@ -58,8 +66,15 @@ export class ScanPool {
     thread.busy++
     return new Promise<ScannedRecords>((resolve, reject) => {
       this.pending.set(id, { thread, resolve, reject })
-      thread.worker.postMessage({ id, path, start, fileSize } satisfies ScanRequest)
+      thread.worker.postMessage({ type: 'scan', id, path, start, fileSize } satisfies ScanRequest)
     })
+  }
+
+  /** Hand the arrays of an applied scan back to a thread (they must not be used afterwards). */
+  recycle(records: ScannedRecords): void {
+    const thread = this.threads[0]
+    if (!thread) return
+    thread.worker.postMessage({ type: 'recycle', records } satisfies RecycleRequest, columnBuffers(records))
   }
 
   /** Stop every thread now (pending scans fail). */
@@ -74,7 +89,8 @@ export class ScanPool {
   }
 
   private startThread(): Thread {
-    const worker = new Worker(this.script)
+    // A replay thread holds a read buffer and one segment's records: keep its heap small.
+    const worker = new Worker(this.script, { resourceLimits: { maxYoungGenerationSizeMb: 4, maxOldGenerationSizeMb: 64 } })
     worker.unref()
     const thread: Thread = { worker, busy: 0 }
     worker.on('message', (reply: ScanReply) => {
@@ -110,17 +126,18 @@ export class ScanPool {
   }
 }
 
-let shared: ScanPool | null | undefined
+const pools = new Map<number, ScanPool | null>()
 
 /**
- * The process's replay threads: `STARLING_REPLAY_THREADS` of them (default: one per core, at most
- * 4; 0 = none), or null when there are none or the thread script is not there.
+ * The process's pool of `threads` replay threads, or null for 0 threads or when the thread script
+ * is not there.
  */
-export function replayPool(): ScanPool | null {
-  if (shared !== undefined) return shared
-  const fromEnv = process.env.STARLING_REPLAY_THREADS
-  const n = fromEnv !== undefined && fromEnv !== '' ? Number(fromEnv) : Math.min(4, availableParallelism())
-  const script = new URL('./scanWorker.js', import.meta.url)
-  shared = Number.isInteger(n) && n > 0 && existsSync(fileURLToPath(script)) ? new ScanPool(script, n) : null
-  return shared
+export function replayPool(threads: number): ScanPool | null {
+  let pool = pools.get(threads)
+  if (pool === undefined) {
+    const script = new URL('./scanWorker.js', import.meta.url)
+    pool = threads > 0 && existsSync(fileURLToPath(script)) ? new ScanPool(script, threads) : null
+    pools.set(threads, pool)
+  }
+  return pool
 }

@@ -1,26 +1,32 @@
 /**
  * A replay thread: scans whole segment files (framing and CRC, scan.ts) and sends their records
  * back as columns, so that the CRC work of a big replay runs on every core while the main thread
- * builds the live index in order. It only reads.
+ * builds the live index in order. It only reads. The main thread sends the column arrays back
+ * when it has applied them, so a long replay reuses a few arrays instead of making garbage.
  */
 import * as fs from 'node:fs'
 import { parentPort } from 'node:worker_threads'
-import { ColumnSink, scanRecords } from './scan.js'
-import { CHUNK_BYTES } from './segment.js'
-import type { ScanReply, ScanRequest } from './scanPool.js'
+import { ColumnSink, columnBuffers, scanRecords, type ScannedRecords } from './scan.js'
+import type { ScanReply, ToScanThread } from './scanPool.js'
 
-const chunk = { buf: Buffer.allocUnsafe(CHUNK_BYTES) }
+// 1 MiB reads: big enough that syscalls do not matter, small enough to cost little per thread
+const chunk = { buf: Buffer.allocUnsafe(1024 * 1024) }
+const spare: ScannedRecords[] = []
 
-parentPort!.on('message', (m: ScanRequest) => {
+parentPort!.on('message', (m: ToScanThread) => {
+  if (m.type === 'recycle') {
+    spare.push(m.records)
+    return
+  }
   let reply: ScanReply
-  const transfer: ArrayBuffer[] = []
+  let transfer: ArrayBuffer[] = []
   try {
     const fd = fs.openSync(m.path, 'r')
     try {
-      const sink = new ColumnSink()
+      const sink = new ColumnSink(spare.pop())
       const records = sink.result(scanRecords(fd, m.fileSize, m.start, chunk, sink))
       reply = { id: m.id, records }
-      transfer.push(...[records.ops, records.seqs, records.offs, records.sizes].map((a) => a.buffer as ArrayBuffer))
+      transfer = columnBuffers(records)
     } finally {
       fs.closeSync(fd)
     }
