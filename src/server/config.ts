@@ -4,7 +4,6 @@
  * Anything wrong is a ConfigError with one line naming the key — the CLI prints it and exits 1.
  */
 import { readFileSync } from 'node:fs'
-import { availableParallelism } from 'node:os'
 import { load } from 'js-yaml'
 import { ConfigError } from './errors.js'
 import type { SyncPolicy } from './journal/types.js'
@@ -70,8 +69,6 @@ export interface ServerConfig {
   maxPendingReplies: number
   /** All queues' in-memory payload together; past it new items stay on disk. */
   maxMemoryTotal: number
-  /** Threads that read and check big journals at start-up; 0 = replay on the main thread. */
-  replayThreads: number
   enableFlushAll: boolean
   enableShutdown: boolean
   queueDefaults: QueueSettings
@@ -113,7 +110,6 @@ export function defaultConfig(): ServerConfig {
     maxOutputBytes: 4 * MiB,
     maxPendingReplies: 256,
     maxMemoryTotal: 512 * MiB,
-    replayThreads: Math.min(4, availableParallelism()),
     enableFlushAll: false,
     enableShutdown: false,
     queueDefaults: { ...DEFAULT_QUEUE_SETTINGS },
@@ -270,7 +266,6 @@ const SERVER_KEYS: Record<string, (key: string, v: unknown, c: ServerConfig) => 
   max_output_bytes: (k, v, c) => (c.maxOutputBytes = Math.max(65536, size(k, v))),
   max_pending_replies: (k, v, c) => (c.maxPendingReplies = int(k, v, 1)),
   max_memory_total: (k, v, c) => (c.maxMemoryTotal = size(k, v)),
-  replay_threads: (k, v, c) => (c.replayThreads = int(k, v, 0, 64)),
   enable_flush_all: (k, v, c) => (c.enableFlushAll = bool(k, v)),
   enable_shutdown: (k, v, c) => (c.enableShutdown = bool(k, v)),
   auth: (_k, v, c) => (c.auth = parseAuth(v)),

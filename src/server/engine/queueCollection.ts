@@ -221,7 +221,7 @@ export class QueueCollection {
       queue = new PersistentQueue(name, settings, journal, replay, this.memory, this.events)
       if (replay.records > 0 || replay.truncatedBytes > 0) {
         this.log.info(
-          { queue: name, items: queue.length, records: replay.records, truncatedBytes: replay.truncatedBytes, threads: replay.threads, durationMs: replay.durationMs },
+          { queue: name, items: queue.length, records: replay.records, truncatedBytes: replay.truncatedBytes, durationMs: replay.durationMs },
           'journal replayed',
         )
       }

@@ -4,7 +4,6 @@
  * fsync policy and compaction, starlingImport.ts for reading an old Starling spool.
  */
 import * as fs from 'node:fs'
-import { availableParallelism } from 'node:os'
 import { join } from 'node:path'
 import {
   decodeHeader,
@@ -17,8 +16,7 @@ import {
 } from './format.js'
 import { fsyncDir } from './faults.js'
 import { FileQueueJournal, journalStats } from './queueJournal.js'
-import { replaySegmentsParallel, silentLogger, type JournalLogger } from './replay.js'
-import { replayPool } from './scanPool.js'
+import { replaySegments, silentLogger, type JournalLogger } from './replay.js'
 import { readSegmentHeader } from './segment.js'
 import type { JournalFactory, JournalOptions, QueueJournal, ReplayResult } from './types.js'
 
@@ -76,20 +74,17 @@ async function listQueues(dir: string, logger: JournalLogger): Promise<string[]>
 export interface JournalFactoryOptions {
   /** Where replay reports damage and compaction reports its work (pino-compatible). */
   logger?: JournalLogger
-  /** Replay threads for big journals (0 = none); default one per core, at most 4. */
-  replayThreads?: number
 }
 
 export function createJournalFactory(options: JournalFactoryOptions = {}): JournalFactory {
   const logger = options.logger ?? silentLogger
-  const threads = options.replayThreads ?? Math.min(4, availableParallelism())
   return {
     listQueues: (dir) => listQueues(dir, logger),
     async open(o: JournalOptions): Promise<{ journal: QueueJournal; replay: ReplayResult }> {
       const started = performance.now()
       fs.mkdirSync(o.dir, { recursive: true })
       const encoded = encodeQueueName(o.queue)
-      const state = await replaySegmentsParallel(o.dir, encoded, o.queue, logger, replayPool(threads))
+      const state = replaySegments(o.dir, encoded, o.queue, logger)
       const journal = new FileQueueJournal(
         { dir: o.dir, queue: o.queue, encoded, sync: o.sync, maxJournalSize: o.maxJournalSize, logger },
         state,
@@ -102,7 +97,6 @@ export function createJournalFactory(options: JournalFactoryOptions = {}): Journ
         nextSeq: state.nextSeq,
         records: state.records,
         truncatedBytes: state.truncatedBytes,
-        threads: state.threads,
         durationMs: performance.now() - started,
       }
       return { journal, replay }

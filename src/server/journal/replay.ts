@@ -2,11 +2,9 @@
  * Replay: read a queue's segments back, oldest first, and work out the live items.
  *
  * Speed and memory: each segment is read once, in 4 MiB chunks, records parsed out of the chunk
- * (no syscall per record; scan.ts). For a big journal the reading and CRC checking, most of the
- * work, runs on replay threads (scanPool.ts), several segments at once, and only the records
- * (op, seq, offset, size) come back. They stream, in segment order, into the live index
- * (liveIndex.ts): one bit per original ADD, a checkpoint every 256 ADDs, an entry per carried
- * copy; nothing else per item, so replaying 10 M items needs a few MB. Live bytes per segment are known from the counts except for a segment that
+ * (no syscall per record), streaming into the live index (liveIndex.ts): one bit per original ADD,
+ * a checkpoint every 256 ADDs, an entry per carried copy; nothing else per item, so replaying 10 M
+ * items needs a few MB. Live bytes per segment are known from the counts except for a segment that
  * is partly consumed and has items of mixed sizes: that one is read again. Payloads are not read
  * here: the journal reads the first live items, up to the memory budget, when it opens
  * (FileQueueJournal.loadInitial), with the same sequential reader as read-behind.
@@ -29,19 +27,22 @@
 import * as fs from 'node:fs'
 import { join } from 'node:path'
 import {
+  ADD_FIXED_LENGTH,
   decodeHeader,
   FLAG_DELETED,
   FLAG_RESET,
+  MAX_RECORD_LENGTH,
   OP_ADD,
   OP_REMOVE,
   readU64,
+  RECORD_PREFIX_BYTES,
+  recordCrc,
+  REMOVE_LENGTH,
   segmentFileName,
   type SegmentHeader,
 } from './format.js'
 import { fdatasyncNow, fsyncDir, ftruncateNow } from './faults.js'
 import { CarriedItems, SegmentLive } from './liveIndex.js'
-import { scanRecords, type RecordSink, type ScannedRecords } from './scan.js'
-import type { ScanPool } from './scanPool.js'
 import { CHUNK_BYTES, ChunkReader, createSegment, forEachRecord, listSegments, type Segment } from './segment.js'
 
 export interface JournalLogger {
@@ -59,8 +60,6 @@ export interface ReplayState {
   nextSeq: number
   records: number
   truncatedBytes: number
-  /** Replay threads that scanned segments (0: all on the main thread). */
-  threads: number
 }
 
 /**
@@ -128,6 +127,59 @@ class Builder {
 }
 
 /**
+ * Parse the records of one segment into the builder. Returns the offset of the first bad byte
+ * (the file's size when the whole segment is good).
+ */
+function scanSegment(fd: number, fileSize: number, start: number, seg: Segment, b: Builder, chunk: { buf: Buffer }): number {
+  let buf = chunk.buf
+  let pos = start // file offset of buf[0]
+  let end = 0 // valid bytes in buf
+  let p = 0 // parse position in buf
+  const baseSeq = seg.header!.baseSeq
+  for (;;) {
+    // parse every complete record in buf[p, end)
+    while (end - p >= RECORD_PREFIX_BYTES) {
+      const length = buf.readUInt32LE(p)
+      if (length < 1 || length > MAX_RECORD_LENGTH) return pos + p
+      if (p + RECORD_PREFIX_BYTES + length > end) break
+      if (recordCrc(buf, p + 8, length) !== buf.readUInt32LE(p + 4)) return pos + p
+      const op = buf[p + 8]
+      if (op === OP_ADD) {
+        if (length < ADD_FIXED_LENGTH) return pos + p
+        b.add(seg, baseSeq, readU64(buf, p + 9), pos + p, RECORD_PREFIX_BYTES + length)
+      } else if (op === OP_REMOVE) {
+        if (length !== REMOVE_LENGTH) return pos + p
+        b.kill(readU64(buf, p + 9))
+      } else {
+        b.unknown++
+      }
+      b.records++
+      p += RECORD_PREFIX_BYTES + length
+    }
+    if (pos + end >= fileSize) return pos + p // the file ends inside a record (or exactly here)
+    // keep the partial record, read more behind it
+    const keep = end - p
+    if (keep > 0) {
+      const need = keep >= RECORD_PREFIX_BYTES ? RECORD_PREFIX_BYTES + buf.readUInt32LE(p) : 0
+      if (need > buf.length) {
+        const bigger = Buffer.allocUnsafe(need)
+        buf.copy(bigger, 0, p, end)
+        buf = chunk.buf = bigger
+      } else {
+        buf.copy(buf, 0, p, end)
+      }
+    }
+    pos += p
+    p = 0
+    end = keep
+    const want = Math.min(buf.length - end, fileSize - (pos + end))
+    const n = fs.readSync(fd, buf, end, want, pos + end)
+    if (n <= 0) return pos // file shrank under us: treat as end
+    end += n
+  }
+}
+
+/**
  * Record bytes of a segment's live original ADDs. Known without reading when they are all live or
  * all the same size; otherwise (mixed sizes, partly consumed: usually just the head segment) the
  * segment is read once more.
@@ -152,79 +204,8 @@ function corruptName(path: string): string {
 
 /** How often a long replay logs its progress. */
 const PROGRESS_LOG_MS = Number(process.env.STARLING_REPLAY_PROGRESS_MS ?? 1000)
-/** Journals smaller than this are scanned on the main thread (starting threads costs more). */
-const PARALLEL_MIN_BYTES = Number(process.env.STARLING_REPLAY_PARALLEL_MIN_BYTES ?? 64 * 1024 * 1024)
 
-/** Replay a queue's journal on the main thread. */
 export function replaySegments(dir: string, encoded: string, queue: string, logger: JournalLogger): ReplayState {
-  const plan = planReplay(dir, encoded, queue, logger)
-  if (!(plan instanceof Replayer)) return plan
-  const chunk = { buf: Buffer.allocUnsafe(CHUNK_BYTES) }
-  for (const seg of plan.segments) plan.finishSegment(seg, scanRecords(seg.fd, seg.size, seg.headerLength, chunk, plan.sinkFor(seg)))
-  return plan.result()
-}
-
-/**
- * Replay a queue's journal, scanning its segments (the reads and CRCs, most of the work) on the
- * replay threads when the journal is big and there are threads; the live index is still built on
- * this thread, segment by segment in order. A scan that fails on a thread is redone here.
- */
-export async function replaySegmentsParallel(
-  dir: string,
-  encoded: string,
-  queue: string,
-  logger: JournalLogger,
-  pool: ScanPool | null,
-  minBytes = PARALLEL_MIN_BYTES,
-): Promise<ReplayState> {
-  const plan = planReplay(dir, encoded, queue, logger)
-  if (!(plan instanceof Replayer)) return plan
-  const segments = plan.segments
-  const chunk = { buf: Buffer.allocUnsafe(0) }
-  const scanHere = (seg: Segment): number => {
-    if (chunk.buf.length === 0) chunk.buf = Buffer.allocUnsafe(CHUNK_BYTES)
-    return scanRecords(seg.fd, seg.size, seg.headerLength, chunk, plan.sinkFor(seg))
-  }
-  const total = segments.reduce((a, seg) => a + seg.size, 0)
-  if (pool === null || segments.length < 2 || total < minBytes) {
-    for (const seg of segments) plan.finishSegment(seg, scanHere(seg))
-    return plan.result()
-  }
-  // Keep every thread busy with the next segments, but hold few results at a time.
-  const window = pool.size * 2
-  const scans: Promise<ScannedRecords | Error>[] = []
-  const startScan = (i: number): void => {
-    const seg = segments[i]!
-    scans[i] = pool.scan(seg.path, seg.headerLength, seg.size).catch((err: Error) => err)
-  }
-  let threadFailure = false
-  for (let i = 0; i < segments.length; i++) {
-    const seg = segments[i]!
-    if (threadFailure) {
-      plan.finishSegment(seg, scanHere(seg))
-      continue
-    }
-    for (let j = scans.length; j < Math.min(segments.length, i + window); j++) startScan(j)
-    const scanned = await scans[i]!
-    delete scans[i]
-    if (scanned instanceof Error) {
-      if (!threadFailure) logger.warn({ queue, err: scanned.message }, 'replay thread failed; scanning on the main thread')
-      threadFailure = true
-      plan.finishSegment(seg, scanHere(seg))
-      continue
-    }
-    plan.applyScanned(seg, scanned)
-    pool.recycle(scanned)
-    plan.finishSegment(seg, scanned.good)
-  }
-  return { ...plan.result(), threads: threadFailure ? 0 : pool.size }
-}
-
-/**
- * Read every segment's header, finish an interrupted reset/delete, and open the segments that
- * hold the queue (a Replayer), or return the state of a queue that starts empty.
- */
-function planReplay(dir: string, encoded: string, queue: string, logger: JournalLogger): Replayer | ReplayState {
   let segnos = listSegments(dir, encoded)
   // headers first: completes an interrupted reset/delete before reading any record
   const headers = new Map<number, SegmentHeader>()
@@ -276,104 +257,60 @@ function planReplay(dir: string, encoded: string, queue: string, logger: Journal
     return emptyState([seg], 1)
   }
 
+  const b = new Builder()
   const segments: Segment[] = []
-  try {
-    for (const segno of segnos) {
-      const h = headers.get(segno)!
-      const path = join(dir, segmentFileName(encoded, segno))
-      const fd = fs.openSync(path, 'r+')
-      segments.push({ segno, path, fd, header: h, headerLength: h.length, size: fs.fstatSync(fd).size, liveCount: 0, liveBytes: 0, live: new SegmentLive() })
-    }
-  } catch (err) {
-    for (const seg of segments) fs.closeSync(seg.fd)
-    throw err
-  }
-  return new Replayer(queue, logger, segments, baseSeq)
-}
-
-/** The records of a queue's segments, applied in order, become its ReplayState. */
-class Replayer {
-  private readonly b = new Builder()
-  private truncatedBytes = 0
-  private done = 0
-  private lastProgressLog = Date.now()
-
-  constructor(
-    private readonly queue: string,
-    private readonly logger: JournalLogger,
-    readonly segments: Segment[],
-    private baseSeq: number,
-  ) {
-    for (const seg of segments) this.b.bySegno.set(seg.segno, seg)
-  }
-
-  /** Where the main-thread scan of `seg` puts its records. */
-  sinkFor(seg: Segment): RecordSink {
-    const b = this.b
-    const baseSeq = seg.header!.baseSeq
-    return {
-      record(op, seq, off, size) {
-        if (op === OP_ADD) b.add(seg, baseSeq, seq, off, size)
-        else if (op === OP_REMOVE) b.kill(seq)
-        else b.unknown++
-        b.records++
-      },
-    }
-  }
-
-  /** Apply the records a replay thread scanned from `seg`. */
-  applyScanned(seg: Segment, r: ScannedRecords): void {
-    const sink = this.sinkFor(seg)
-    const { ops, seqs, offs, sizes } = r
-    for (let i = 0; i < r.count; i++) sink.record(ops[i]!, seqs[i]!, offs[i]!, sizes[i]!)
-  }
-
-  /** The segment's records are in; `good` is where its first bad byte is (its size if none). */
-  finishSegment(seg: Segment, good: number): void {
-    const { queue, logger } = this
-    this.baseSeq = Math.max(this.baseSeq, seg.header!.baseSeq)
-    const index = this.done++
-    const last = index === this.segments.length - 1
+  const chunk = { buf: Buffer.allocUnsafe(CHUNK_BYTES) }
+  let truncatedBytes = 0
+  let lastProgressLog = Date.now()
+  for (let i = 0; i < segnos.length; i++) {
+    const segno = segnos[i]!
+    const h = headers.get(segno)!
+    baseSeq = Math.max(baseSeq, h.baseSeq)
+    const path = join(dir, segmentFileName(encoded, segno))
+    const fd = fs.openSync(path, 'r+')
+    const fileSize = fs.fstatSync(fd).size
+    const seg: Segment = { segno, path, fd, header: h, headerLength: h.length, size: fileSize, liveCount: 0, liveBytes: 0, live: new SegmentLive() }
+    b.bySegno.set(segno, seg)
+    const good = scanSegment(fd, fileSize, h.length, seg, b, chunk)
     // A long replay says how far it has got, about once a second (segments are read in order).
     const now = Date.now()
-    if (now - this.lastProgressLog >= PROGRESS_LOG_MS) {
-      this.lastProgressLog = now
-      logger.info({ queue, segment: index + 1, segments: this.segments.length, records: this.b.records }, 'replaying journal')
+    if (now - lastProgressLog >= PROGRESS_LOG_MS) {
+      lastProgressLog = now
+      logger.info({ queue, segment: i + 1, segments: segnos.length, records: b.records }, 'replaying journal')
     }
-    const fileSize = seg.size
-    if (good >= fileSize) return
-    const cut = fileSize - good
-    this.truncatedBytes += cut
-    if (!last) {
-      const copy = Buffer.allocUnsafe(cut)
-      fs.readSync(seg.fd, copy, 0, cut, good)
-      const to = corruptName(seg.path)
-      fs.writeFileSync(to, copy)
-      logger.warn({ queue, file: seg.path, offset: good, bytes: cut, savedTo: to }, 'journal corrupt in the middle: segment cut at the first bad record, later segments still replayed')
-    } else {
-      logger.warn({ queue, file: seg.path, offset: good, bytes: cut }, 'journal torn/corrupt tail cut off at the last good record')
+    if (good < fileSize) {
+      const cut = fileSize - good
+      truncatedBytes += cut
+      const last = i === segnos.length - 1
+      if (!last) {
+        const copy = Buffer.allocUnsafe(cut)
+        fs.readSync(fd, copy, 0, cut, good)
+        const to = corruptName(path)
+        fs.writeFileSync(to, copy)
+        logger.warn({ queue, file: path, offset: good, bytes: cut, savedTo: to }, 'journal corrupt in the middle: segment cut at the first bad record, later segments still replayed')
+      } else {
+        logger.warn({ queue, file: path, offset: good, bytes: cut }, 'journal torn/corrupt tail cut off at the last good record')
+      }
+      ftruncateNow(fd, good, path)
+      fdatasyncNow(fd, path)
+      seg.size = good
     }
-    ftruncateNow(seg.fd, good, seg.path)
-    fdatasyncNow(seg.fd, seg.path)
-    seg.size = good
+    segments.push(seg)
+  }
+  if (b.unknown > 0) logger.warn({ queue, records: b.unknown }, 'journal records with unknown opcodes skipped')
+
+  const reader = new ChunkReader()
+  for (const seg of segments) {
+    seg.liveBytes += originalLiveBytes(seg, reader)
+    seg.live.trim()
   }
 
-  result(): ReplayState {
-    const b = this.b
-    if (b.unknown > 0) this.logger.warn({ queue: this.queue, records: b.unknown }, 'journal records with unknown opcodes skipped')
-    const reader = new ChunkReader()
-    for (const seg of this.segments) {
-      seg.liveBytes += originalLiveBytes(seg, reader)
-      seg.live.trim()
-    }
-    return {
-      segments: this.segments,
-      carried: b.carried,
-      nextSeq: Math.max(b.maxSeq + 1, this.baseSeq, 1),
-      records: b.records,
-      truncatedBytes: this.truncatedBytes,
-      threads: 0,
-    }
+  return {
+    segments,
+    carried: b.carried,
+    nextSeq: Math.max(b.maxSeq + 1, baseSeq, 1),
+    records: b.records,
+    truncatedBytes,
   }
 }
 
@@ -384,6 +321,5 @@ function emptyState(segments: Segment[], nextSeq: number): ReplayState {
     nextSeq,
     records: 0,
     truncatedBytes: 0,
-    threads: 0,
   }
 }

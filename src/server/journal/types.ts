@@ -60,8 +60,6 @@ export interface ReplayResult {
   records: number
   truncatedBytes: number
   durationMs: number
-  /** Replay threads that scanned segments (0: all on the main thread). */
-  threads: number
 }
 
 export interface JournalStats {
