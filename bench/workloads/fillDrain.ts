@@ -35,7 +35,9 @@ export function fillDrain(variant: Variant): Workload {
     describe: (o) =>
       `${fmtCount(variant.items(o.sizes))} items of ${variant.valueSize} B set by ${CONNECTIONS} connections` +
       `${variant.binary ? ' over the memcached binary protocol' : ''}, then drained by ${CONNECTIONS}.`,
-    appliesTo: (peer: PeerDef) => peer.durability !== 'always' && (!variant.binary || peer.speaksBinary),
+    // fsync-per-write peers run the durable-fill workload; ours-always also runs the 1 KiB text fill-drain
+    appliesTo: (peer: PeerDef) =>
+      (peer.durability !== 'always' || (peer.isOurs && variant.name === 'fill-drain')) && (!variant.binary || peer.speaksBinary),
     columns: [
       { header: 'fill items/s', cell: (r) => fmtCount(r.metrics.fillPerSec) },
       { header: 'drain items/s', cell: (r) => fmtCount(r.metrics.drainPerSec) },
