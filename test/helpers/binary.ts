@@ -2,7 +2,8 @@
  * Test helper for the memcached binary protocol: build request frames byte by byte (independently
  * of the server's serializer), and a raw socket client that reads whole response frames.
  */
-import { connect, type Socket } from 'node:net'
+import type { Socket } from 'node:net'
+import { connectSocket, SocketReader } from './socketReader.js'
 
 export interface RequestSpec {
   opcode: number
@@ -123,50 +124,13 @@ export function decodeResponse(buf: Buffer, offset = 0): Response | null {
 }
 
 /** A raw binary-protocol socket: send frames, read whole response frames. */
-export class BinaryClient {
-  private buf = Buffer.alloc(0)
-  private waiters: Array<() => void> = []
-  closed = false
-
-  private constructor(readonly socket: Socket) {
-    socket.on('data', (d: Buffer) => {
-      this.buf = Buffer.concat([this.buf, d])
-      this.wake()
-    })
-    socket.on('close', () => {
-      this.closed = true
-      this.wake()
-    })
-    socket.on('error', () => {})
+export class BinaryClient extends SocketReader {
+  private constructor(socket: Socket) {
+    super(socket, (b) => b.toString('hex'))
   }
 
-  static connect(port: number, host = '127.0.0.1'): Promise<BinaryClient> {
-    return new Promise((resolve, reject) => {
-      const s = connect(port, host, () => resolve(new BinaryClient(s)))
-      s.once('error', reject)
-    })
-  }
-
-  private wake(): void {
-    const w = this.waiters
-    this.waiters = []
-    for (const f of w) f()
-  }
-
-  private async until(pred: () => boolean, timeoutMs: number): Promise<void> {
-    const deadline = Date.now() + timeoutMs
-    while (!pred()) {
-      if (this.closed) throw new Error(`connection closed; buffered ${this.buf.toString('hex')}`)
-      const left = deadline - Date.now()
-      if (left <= 0) throw new Error(`timeout; buffered ${this.buf.toString('hex')}`)
-      await new Promise<void>((r) => {
-        const t = setTimeout(r, left)
-        this.waiters.push(() => {
-          clearTimeout(t)
-          r()
-        })
-      })
-    }
+  static async connect(port: number, host = '127.0.0.1'): Promise<BinaryClient> {
+    return new BinaryClient(await connectSocket(port, host))
   }
 
   send(data: Buffer): void {

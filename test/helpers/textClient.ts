@@ -1,51 +1,16 @@
 /**
  * A raw text-protocol socket for tests: send bytes, read replies by line or by exact byte count.
  */
-import { connect, type Socket } from 'node:net'
+import type { Socket } from 'node:net'
+import { connectSocket, SocketReader } from './socketReader.js'
 
-export class RawClient {
-  private buf = Buffer.alloc(0)
-  private waiters: Array<() => void> = []
-  closed = false
-  private constructor(readonly socket: Socket) {
-    socket.on('data', (d: Buffer) => {
-      this.buf = Buffer.concat([this.buf, d])
-      this.wake()
-    })
-    socket.on('close', () => {
-      this.closed = true
-      this.wake()
-    })
-    socket.on('error', () => {})
+export class RawClient extends SocketReader {
+  private constructor(socket: Socket) {
+    super(socket, (b) => JSON.stringify(b.toString('latin1')))
   }
 
-  static connect(port: number, host = '127.0.0.1'): Promise<RawClient> {
-    return new Promise((resolve, reject) => {
-      const s = connect(port, host, () => resolve(new RawClient(s)))
-      s.once('error', reject)
-    })
-  }
-
-  private wake(): void {
-    const w = this.waiters
-    this.waiters = []
-    for (const f of w) f()
-  }
-
-  private async until(pred: () => boolean, timeoutMs: number): Promise<void> {
-    const deadline = Date.now() + timeoutMs
-    while (!pred()) {
-      if (this.closed) throw new Error(`connection closed; buffered: ${JSON.stringify(this.buf.toString('latin1'))}`)
-      const left = deadline - Date.now()
-      if (left <= 0) throw new Error(`timeout; buffered: ${JSON.stringify(this.buf.toString('latin1'))}`)
-      await new Promise<void>((r) => {
-        const t = setTimeout(r, left)
-        this.waiters.push(() => {
-          clearTimeout(t)
-          r()
-        })
-      })
-    }
+  static async connect(port: number, host = '127.0.0.1'): Promise<RawClient> {
+    return new RawClient(await connectSocket(port, host))
   }
 
   send(data: string | Buffer): void {

@@ -196,14 +196,19 @@ export class TextHandler extends ProtocolHandler {
     next()
   }
 
-  private delete(cmd: DeleteCommand): void {
-    let queue: string
+  /** The queue a delete or flush names, or null once the error is answered (options, bad key). */
+  private plainQueue(key: string, noreply: boolean, commandName: string): string | null {
     try {
-      queue = plainQueueName(cmd.key, this.limits.maxKeyLength, 'delete')
+      return plainQueueName(key, this.limits.maxKeyLength, commandName)
     } catch (err) {
-      if (!cmd.noreply) this.out.push(replyFor(err))
-      return
+      if (!noreply) this.out.push(replyFor(err))
+      return null
     }
+  }
+
+  private delete(cmd: DeleteCommand): void {
+    const queue = this.plainQueue(cmd.key, cmd.noreply, 'delete')
+    if (queue === null) return
     const noreply = cmd.noreply
     this.later(
       (done) =>
@@ -215,13 +220,8 @@ export class TextHandler extends ProtocolHandler {
   }
 
   private flush(cmd: FlushCommand): void {
-    let queue: string
-    try {
-      queue = plainQueueName(cmd.key, this.limits.maxKeyLength, 'flush')
-    } catch (err) {
-      if (!cmd.noreply) this.out.push(replyFor(err))
-      return
-    }
+    const queue = this.plainQueue(cmd.key, cmd.noreply, 'flush')
+    if (queue === null) return
     const noreply = cmd.noreply
     this.later((done) => this.session.flush(queue, (err) => done(noreply ? null : err ? errorReply(err) : OK)), noreply)
   }
