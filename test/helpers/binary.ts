@@ -3,6 +3,7 @@
  * of the server's serializer), and a raw socket client that reads whole response frames.
  */
 import type { Socket } from 'node:net'
+import { Opcode } from '../../src/server/protocol/binary/commands.js'
 import { connectSocket, SocketReader } from './socketReader.js'
 
 export interface RequestSpec {
@@ -41,34 +42,8 @@ export function u32s(...values: number[]): Buffer {
   return b
 }
 
-export const op = {
-  GET: 0x00,
-  SET: 0x01,
-  ADD: 0x02,
-  REPLACE: 0x03,
-  DELETE: 0x04,
-  INCREMENT: 0x05,
-  DECREMENT: 0x06,
-  QUIT: 0x07,
-  FLUSH: 0x08,
-  GETQ: 0x09,
-  NOOP: 0x0a,
-  VERSION: 0x0b,
-  GETK: 0x0c,
-  GETKQ: 0x0d,
-  APPEND: 0x0e,
-  PREPEND: 0x0f,
-  STAT: 0x10,
-  SETQ: 0x11,
-  DELETEQ: 0x14,
-  QUITQ: 0x17,
-  FLUSHQ: 0x18,
-  TOUCH: 0x1c,
-  GAT: 0x1d,
-  SASL_LIST_MECHS: 0x20,
-  SASL_AUTH: 0x21,
-  SASL_STEP: 0x22,
-} as const
+// the server's opcode table (memcached's numbers)
+export const op = Opcode
 
 export function set(key: string, value: string | Buffer, opts: { flags?: number; exptime?: number; opaque?: number; quiet?: boolean; cas?: bigint } = {}): Buffer {
   return frame({
