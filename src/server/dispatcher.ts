@@ -11,8 +11,8 @@ import type { AuthConfig } from './config.js'
 import { Consumer } from './engine/consumer.js'
 import { expiresAtFromExptime } from './engine/item.js'
 import type { QueueCollection } from './engine/queueCollection.js'
+import type { QueueReadOptions } from './engine/requests.js'
 import { StarlingError } from './errors.js'
-import type { GetOptions } from './protocol/keyOptions.js'
 import { queueStatPairs, statPairs, type StatsSources } from './stats.js'
 
 export interface DeliveredItem {
@@ -33,7 +33,7 @@ export interface Session {
    * session copies what it keeps. `exptime` is memcached's: 0 never, <= 30 days relative seconds, else Unix time, < 0 expired. */
   set(queue: string, flags: number, exptime: number, data: Buffer, done: Done): void
   /** Dequeue (or peek/open/close/abort, per options). `null` item = empty (after waiting, if asked). */
-  get(queue: string, options: GetOptions, done: GetDone): void
+  get(queue: string, options: QueueReadOptions, done: GetDone): void
   /** Drop the queue, its items and its journal. `existed` false = NOT_FOUND. */
   delete(queue: string, done: (err: StarlingError | null, existed: boolean) => void): void
   /** Discard the queue's items, keep the queue. */
@@ -116,7 +116,7 @@ class DispatcherSession implements Session {
     this.o.collection.set(queue, data, flags >>> 0, expiresAtFromExptime(exptime, Date.now()), done)
   }
 
-  get(queue: string, options: GetOptions, done: GetDone): void {
+  get(queue: string, options: QueueReadOptions, done: GetDone): void {
     if (this.closed) return done(null, null)
     this.o.collection.get(queue, this.consumer, options, (err, item) => {
       if (err || !item) return done(err, null)

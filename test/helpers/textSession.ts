@@ -7,7 +7,7 @@ import { createServer, type AddressInfo, type Server, type Socket } from 'node:n
 import type { DeliveredItem, Done, GetDone, Session } from '../../src/server/dispatcher.js'
 import { StarlingError } from '../../src/server/errors.js'
 import type { ProtocolLimits } from '../../src/server/protocol/handler.js'
-import type { GetOptions } from '../../src/server/protocol/keyOptions.js'
+import type { QueueReadOptions } from '../../src/server/engine/requests.js'
 import { Outbox, type ReplySink } from '../../src/server/protocol/outbox.js'
 import { TextHandler } from '../../src/server/protocol/text/handler.js'
 
@@ -67,7 +67,7 @@ export class MemorySession implements Session {
     else store()
   }
 
-  get(queue: string, options: GetOptions, done: GetDone): void {
+  get(queue: string, options: QueueReadOptions, done: GetDone): void {
     if (queue === 'broken') return done(new StarlingError('IO', 'disk on fire'), null)
     if (options.abort) {
       const open = this.openReads.get(queue)

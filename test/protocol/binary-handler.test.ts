@@ -7,7 +7,7 @@ import { createServer, type Server, type Socket } from 'node:net'
 import type { AddressInfo } from 'node:net'
 import type { DeliveredItem, Done, GetDone, Session } from '../../src/server/dispatcher.js'
 import { StarlingError } from '../../src/server/errors.js'
-import type { GetOptions } from '../../src/server/protocol/keyOptions.js'
+import type { QueueReadOptions } from '../../src/server/engine/requests.js'
 import { Outbox } from '../../src/server/protocol/outbox.js'
 import { BinaryHandler, statusForError } from '../../src/server/protocol/binary/handler.js'
 import { BinaryClient, frame, get, op, set, u32s } from '../helpers/binary.js'
@@ -38,7 +38,7 @@ class MemorySession implements Session {
     else store()
   }
 
-  get(queue: string, options: GetOptions, done: GetDone): void {
+  get(queue: string, options: QueueReadOptions, done: GetDone): void {
     const items = MemorySession.queues.get(queue)
     if (items && items.length > 0) return done(null, items.shift()!)
     if (options.timeoutMs === 0) return done(null, null)

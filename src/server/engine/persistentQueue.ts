@@ -11,7 +11,7 @@
 import type { QueueSettings } from '../config.js'
 import { StarlingError } from '../errors.js'
 import type { QueueJournal, ReplayResult } from '../journal/types.js'
-import type { GetOptions } from '../protocol/keyOptions.js'
+import type { QueueReadOptions } from './requests.js'
 import { Consumer, type ConsumerHost } from './consumer.js'
 import { isExpired, type QueueItem } from './item.js'
 import { Waiter, WaitQueue } from './waitQueue.js'
@@ -213,7 +213,7 @@ export class PersistentQueue implements ConsumerHost {
    * A get, with Kestrel's options: close confirms this consumer's open read, abort returns it,
    * peek looks, open reads tentatively, t= waits. `done` runs once, maybe later.
    */
-  get(consumer: Consumer, options: GetOptions, done: ItemCallback): void {
+  get(consumer: Consumer, options: QueueReadOptions, done: ItemCallback): void {
     if (this.closed) return done(null, null)
     if (options.close) this.confirmOpenRead(consumer)
     if (options.abort) {
@@ -241,7 +241,7 @@ export class PersistentQueue implements ConsumerHost {
     this.wait(consumer, options, done)
   }
 
-  private wait(consumer: Consumer, options: GetOptions, done: ItemCallback): void {
+  private wait(consumer: Consumer, options: QueueReadOptions, done: ItemCallback): void {
     const waiter: Waiter<QueueItem> = new Waiter<QueueItem>((served) => {
       consumer.waits.delete(waiter)
       if (options.open) consumer.opening.delete(this)

@@ -8,7 +8,7 @@ import type { ServerConfig } from '../config.js'
 import { queueSettings } from '../config.js'
 import { StarlingError } from '../errors.js'
 import type { JournalFactory } from '../journal/types.js'
-import type { GetOptions } from '../protocol/keyOptions.js'
+import type { QueueReadOptions } from './requests.js'
 import type { Consumer } from './consumer.js'
 import type { QueueItem } from './item.js'
 import { PersistentQueue, type ItemCallback, type MemoryGate, type QueueEvents } from './persistentQueue.js'
@@ -114,7 +114,7 @@ export class QueueCollection {
     })
   }
 
-  get(name: string, consumer: Consumer, options: GetOptions, done: ItemCallback): void {
+  get(name: string, consumer: Consumer, options: QueueReadOptions, done: ItemCallback): void {
     this.counters.cmdGet++
     this.withQueue(name, (queue) => {
       if (!queue) return done(null, null)
