@@ -177,7 +177,7 @@ export async function runCli(argv: string[]): Promise<number> {
     const at = await server.start()
     dropPrivileges(config)
     if (config.pidFile) writeFileSync(config.pidFile, `${process.pid}\n`)
-    log.info({ host: at.host, port: at.port, tlsPort: at.tlsPort, spool: config.queuePath, version: VERSION }, 'listening')
+    log.info({ host: at.host, port: at.port, tlsPort: at.tlsPort, httpPort: at.httpPort, spool: config.queuePath, version: VERSION }, 'listening')
   } catch (err) {
     if (err instanceof ConfigError) {
       log.flush?.()

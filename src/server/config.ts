@@ -46,6 +46,25 @@ export interface TlsConfig {
   requireClientCert: boolean
 }
 
+/** The HTTP gateway, metrics and dashboard (off unless `http:` is set). */
+export interface HttpConfig {
+  port: number
+  /** Listen address; null = the server's host. */
+  host: string | null
+  /** Serve HTTPS with the certificate of `tls:`. */
+  tls: boolean
+  /** An open read not closed or aborted within this long goes back to the queue. */
+  openTimeoutMs: number
+  /** Open reads (receipts) one user may hold at once, waiting opens included. */
+  maxOpenReceipts: number
+  /** A client must send its request headers within this long. */
+  headerTimeoutMs: number
+  /** ... and the whole request, body included, within this long. */
+  maxBodyWaitMs: number
+  /** An idle keep-alive connection is closed after this long. */
+  keepAliveTimeoutMs: number
+}
+
 export interface ServerConfig {
   host: string
   port: number
@@ -76,7 +95,18 @@ export interface ServerConfig {
   queues: Record<string, Partial<QueueSettings>>
   auth: AuthConfig | null
   tls: TlsConfig | null
+  http: HttpConfig | null
 }
+
+export const DEFAULT_HTTP: Readonly<Omit<HttpConfig, 'port'>> = Object.freeze({
+  host: null,
+  tls: false,
+  openTimeoutMs: 30_000,
+  maxOpenReceipts: 1000,
+  headerTimeoutMs: 10_000,
+  maxBodyWaitMs: 30_000,
+  keepAliveTimeoutMs: 5_000,
+})
 
 export const DEFAULT_QUEUE_SETTINGS: Readonly<QueueSettings> = Object.freeze({
   maxItems: 0,
@@ -116,6 +146,7 @@ export function defaultConfig(): ServerConfig {
     queues: {},
     auth: null,
     tls: null,
+    http: null,
   }
 }
 
@@ -246,6 +277,29 @@ function parseTls(raw: unknown): TlsConfig {
   return tls as TlsConfig
 }
 
+const HTTP_SECONDS: Record<string, 'openTimeoutMs' | 'headerTimeoutMs' | 'maxBodyWaitMs' | 'keepAliveTimeoutMs'> = {
+  open_timeout: 'openTimeoutMs',
+  header_timeout: 'headerTimeoutMs',
+  max_body_wait: 'maxBodyWaitMs',
+  keep_alive_timeout: 'keepAliveTimeoutMs',
+}
+
+function parseHttp(raw: unknown): HttpConfig {
+  if (!isPlainObject(raw)) throw new ConfigError('config key starling.http must be a map')
+  const http: Partial<HttpConfig> = { ...DEFAULT_HTTP }
+  for (const [k, v] of Object.entries(raw)) {
+    const key = `starling.http.${k}`
+    if (k === 'port') http.port = int(key, v, 0, 65535)
+    else if (k === 'host') http.host = str(key, v)
+    else if (k === 'tls') http.tls = bool(key, v)
+    else if (k === 'max_open_receipts') http.maxOpenReceipts = int(key, v, 1)
+    else if (HTTP_SECONDS[k]) http[HTTP_SECONDS[k]!] = int(key, v, 1, 86_400) * 1000
+    else throw new ConfigError(`unknown config key ${key}`)
+  }
+  if (http.port === undefined) throw new ConfigError('config key starling.http.port is required')
+  return http as HttpConfig
+}
+
 /** Server-wide keys. Starling's own names first, then this project's. */
 const SERVER_KEYS: Record<string, (key: string, v: unknown, c: ServerConfig) => void> = {
   port: (k, v, c) => (c.port = int(k, v, 0, 65535)),
@@ -270,6 +324,7 @@ const SERVER_KEYS: Record<string, (key: string, v: unknown, c: ServerConfig) => 
   enable_shutdown: (k, v, c) => (c.enableShutdown = bool(k, v)),
   auth: (_k, v, c) => (c.auth = parseAuth(v)),
   tls: (_k, v, c) => (c.tls = parseTls(v)),
+  http: (_k, v, c) => (c.http = parseHttp(v)),
   queues: (k, v, c) => {
     if (!isPlainObject(v)) throw new ConfigError(`config key ${k} must be a map of queue name: settings`)
     for (const [name, settings] of Object.entries(v)) c.queues[name] = parseQueueSettings(`${k}.${name}`, settings)
@@ -294,6 +349,7 @@ export function applyConfigDocument(config: ServerConfig, doc: unknown): ServerC
     else if (queue) queue(key, v, config.queueDefaults)
     else throw new ConfigError(`unknown config key ${key}`)
   }
+  if (config.http?.tls && !config.tls) throw new ConfigError('config key starling.http.tls needs starling.tls (its certificate)')
   // The protocol's item limit is the largest any queue accepts.
   config.maxItemSize = Math.max(
     config.queueDefaults.maxItemSize,

@@ -59,6 +59,11 @@ export class Connection {
     }
   }
 
+  /** The protocol this connection speaks, once its first byte has arrived (metrics, at scrape time). */
+  get protocol(): 'text' | 'binary' | 'pending' {
+    return this.handler === null ? 'pending' : this.handler instanceof BinaryHandler ? 'binary' : 'text'
+  }
+
   private onData(chunk: Buffer): void {
     this.session.countBytes(chunk.length, 0)
     if (!this.handler) this.handler = this.createHandler(chunk[0] === BINARY_MAGIC_REQUEST)

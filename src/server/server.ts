@@ -8,10 +8,11 @@ import { createServer, type Server, type Socket, type AddressInfo } from 'node:n
 import { createServer as createTlsServer, type Server as TlsServer } from 'node:tls'
 import { resolve } from 'node:path'
 import { ConfigError } from './errors.js'
-import type { ServerConfig } from './config.js'
+import type { ServerConfig, TlsConfig } from './config.js'
 import { Connection } from './connection.js'
 import { Dispatcher } from './dispatcher.js'
 import { QueueCollection } from './engine/queueCollection.js'
+import { HttpGateway } from './http/gateway.js'
 import { createJournalFactory, importStarlingSpool } from './journal/index.js'
 import type { Logger } from './logger.js'
 import type { ServerCounters } from './stats.js'
@@ -21,6 +22,7 @@ export interface Listening {
   host: string
   port: number
   tlsPort: number | null
+  httpPort: number | null
 }
 
 export class StarlingServer {
@@ -36,6 +38,7 @@ export class StarlingServer {
   private readonly connections = new Set<Connection>()
   private plain: Server | null = null
   private secure: TlsServer | null = null
+  private http: HttpGateway | null = null
   private stopping: Promise<void> | null = null
 
   constructor(
@@ -70,10 +73,13 @@ export class StarlingServer {
     }
     this.config = { ...this.config, queuePath: spool }
     this.collection.reconfigure(this.config)
+    // HTTP listens first, so that /healthz can say 503 while the spool is replayed.
+    const httpPort = await this.startHttp()
     const imported = await importStarlingSpool(spool, this.log)
     if (imported.queues > 0) this.log.info(imported, 'imported Starling journals')
     const replay = await this.collection.load()
     this.log.info({ queues: replay.queues, items: replay.items, durationMs: replay.durationMs }, 'replay complete')
+    this.http?.markReady()
 
     this.plain = createServer((socket) => this.accept(socket))
     this.plain.maxConnections = this.config.maxConnections
@@ -81,24 +87,45 @@ export class StarlingServer {
     let tlsPort: number | null = null
     const tls = this.config.tls
     if (tls) {
-      let options
-      try {
-        options = {
-          cert: readFileSync(tls.cert),
-          key: readFileSync(tls.key),
-          ca: tls.ca ? readFileSync(tls.ca) : undefined,
-          requestCert: tls.requireClientCert,
-          rejectUnauthorized: tls.requireClientCert,
-        }
-      } catch (err) {
-        throw new ConfigError(`cannot read TLS file: ${(err as Error).message}`)
+      const options = {
+        ...readTlsFiles(tls),
+        requestCert: tls.requireClientCert,
+        rejectUnauthorized: tls.requireClientCert,
       }
       this.secure = createTlsServer(options, (socket) => this.accept(socket))
       this.secure.maxConnections = this.config.maxConnections
       this.secure.on('tlsClientError', (err) => this.log.debug({ err: err.message }, 'TLS handshake failed'))
       tlsPort = await listen(this.secure, tls.port, tls.host ?? this.config.host)
     }
-    return { host: this.config.host, port, tlsPort }
+    return { host: this.config.host, port, tlsPort, httpPort }
+  }
+
+  private async startHttp(): Promise<number | null> {
+    const http = this.config.http
+    if (!http) return null
+    this.http = new HttpGateway({
+      http,
+      defaultHost: this.config.host,
+      tls: http.tls && this.config.tls ? readTlsFiles(this.config.tls) : null,
+      auth: this.config.auth,
+      maxItemSize: this.config.maxItemSize,
+      maxKeyLength: this.config.maxKeyLength,
+      maxConnections: this.config.maxConnections,
+      dispatcher: this.dispatcher,
+      collection: this.collection,
+      memcachedConnections: () => this.connectionsByProtocol(),
+      log: this.log,
+    })
+    const port = await this.http.listen()
+    this.log.info({ httpPort: port, https: http.tls }, 'http listening')
+    return port
+  }
+
+  /** Open memcached connections by protocol (metrics, at scrape time). */
+  private connectionsByProtocol(): Record<string, number> {
+    const counts: Record<string, number> = { text: 0, binary: 0, pending: 0 }
+    for (const conn of this.connections) counts[conn.protocol]!++
+    return counts
   }
 
   /** Apply a reloaded configuration (SIGHUP): per-queue limits and settings. */
@@ -137,7 +164,7 @@ export class StarlingServer {
   }
 
   private async doStop(): Promise<void> {
-    const closed = Promise.all([closeServer(this.plain), closeServer(this.secure)])
+    const closed = Promise.all([closeServer(this.plain), closeServer(this.secure), this.http?.close()])
     for (const conn of this.connections) conn.shutdown()
     // Blocked readers are woken empty-handed, pending writes are flushed and synced.
     await this.collection.close()
@@ -145,7 +172,16 @@ export class StarlingServer {
     const deadline = Date.now() + 2000
     while (this.connections.size > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10))
     for (const conn of this.connections) conn.destroy()
+    this.http?.destroyConnections()
     await closed
+  }
+}
+
+function readTlsFiles(tls: TlsConfig): { cert: Buffer; key: Buffer; ca: Buffer | undefined } {
+  try {
+    return { cert: readFileSync(tls.cert), key: readFileSync(tls.key), ca: tls.ca ? readFileSync(tls.ca) : undefined }
+  } catch (err) {
+    throw new ConfigError(`cannot read TLS file: ${(err as Error).message}`)
   }
 }
 

@@ -71,6 +71,8 @@ export class QueueCollection {
         const name = list[next++]!
         const queue = await this.open(name)
         items += queue.length + queue.openCount
+        // Let the event loop breathe between queues (the HTTP /healthz answers 503 meanwhile).
+        await new Promise((r) => setImmediate(r))
       }
     }
     await Promise.all([worker(), worker()])
