@@ -3,10 +3,9 @@
  * a Connection, and shuts down cleanly — stop accepting, let in-flight commands finish, sync and
  * close every journal.
  */
-import { mkdirSync, accessSync, constants as fsConstants, readFileSync } from 'node:fs'
+import { readFileSync } from 'node:fs'
 import { createServer, type Server, type Socket, type AddressInfo } from 'node:net'
 import { createServer as createTlsServer, type Server as TlsServer } from 'node:tls'
-import { resolve } from 'node:path'
 import { ConfigError } from './errors.js'
 import type { ServerConfig } from './config.js'
 import { Connection } from './connection.js'
@@ -15,6 +14,8 @@ import { QueueCollection } from './engine/queueCollection.js'
 import { createJournalFactory, importStarlingSpool } from './journal/index.js'
 import type { Logger } from './logger.js'
 import type { ServerCounters } from './stats.js'
+import { prepareSpool } from './spoolDir.js'
+import { SpoolLock } from './spoolLock.js'
 import { VERSION } from './version.js'
 
 export interface Listening {
@@ -37,6 +38,7 @@ export class StarlingServer {
   private plain: Server | null = null
   private secure: TlsServer | null = null
   private stopping: Promise<void> | null = null
+  private lock: SpoolLock | null = null
 
   constructor(
     private config: ServerConfig,
@@ -59,15 +61,21 @@ export class StarlingServer {
     })
   }
 
-  /** Prepare the spool, replay every journal, then listen. */
+  /** Lock the spool (before reading anything in it), replay every journal, then listen. */
   async start(): Promise<Listening> {
-    const spool = resolve(this.config.queuePath)
+    const spool = prepareSpool(this.config.queuePath, this.log)
+    this.lock = SpoolLock.acquire(spool, this.log)
     try {
-      mkdirSync(spool, { recursive: true })
-      accessSync(spool, fsConstants.W_OK | fsConstants.R_OK)
+      return await this.startLocked(spool)
     } catch (err) {
-      throw new ConfigError(`cannot use spool directory ${spool}: ${(err as NodeJS.ErrnoException).code ?? String(err)}`)
+      // Nothing was served: leave the spool to the next server at once.
+      await this.collection.close().catch(() => {})
+      this.lock.release()
+      throw err
     }
+  }
+
+  private async startLocked(spool: string): Promise<Listening> {
     this.config = { ...this.config, queuePath: spool }
     this.collection.reconfigure(this.config)
     const imported = await importStarlingSpool(spool, this.log)
@@ -146,6 +154,7 @@ export class StarlingServer {
     while (this.connections.size > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10))
     for (const conn of this.connections) conn.destroy()
     await closed
+    this.lock?.release()
   }
 }
 
