@@ -109,10 +109,19 @@ export class StarlingServer {
     return { host: this.config.host, port, tlsPort }
   }
 
-  /** Apply a reloaded configuration (SIGHUP): per-queue limits and settings. */
+  /**
+   * Apply a reloaded configuration (SIGHUP): queue settings at once, connection limits to new
+   * connections. What else changed needs a restart (reload.ts says which).
+   */
   reload(config: ServerConfig): void {
     this.config = { ...config, queuePath: this.config.queuePath }
     this.collection.reconfigure(this.config)
+    for (const listener of [this.plain, this.secure]) if (listener) listener.maxConnections = this.config.maxConnections
+  }
+
+  /** The configuration in effect (spool path resolved). */
+  get settings(): ServerConfig {
+    return this.config
   }
 
   private accept(socket: Socket): void {
