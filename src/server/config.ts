@@ -227,7 +227,13 @@ const QUEUE_KEYS: Record<string, (key: string, v: unknown, out: Partial<QueueSet
   max_journal_size: (k, v, o) => (o.maxJournalSize = Math.max(4096, size(k, v))),
 }
 
+/** An empty YAML section (`queues:` with every child commented out) is null: read it as {}. */
+function section(v: unknown): unknown {
+  return v === null ? {} : v
+}
+
 function parseQueueSettings(prefix: string, raw: unknown): Partial<QueueSettings> {
+  raw = section(raw)
   if (!isPlainObject(raw)) throw new ConfigError(`config key ${prefix} must be a map of queue settings`)
   const out: Partial<QueueSettings> = {}
   for (const [k, v] of Object.entries(raw)) {
@@ -322,10 +328,11 @@ const SERVER_KEYS: Record<string, (key: string, v: unknown, c: ServerConfig) => 
   max_memory_total: (k, v, c) => (c.maxMemoryTotal = size(k, v)),
   enable_flush_all: (k, v, c) => (c.enableFlushAll = bool(k, v)),
   enable_shutdown: (k, v, c) => (c.enableShutdown = bool(k, v)),
-  auth: (_k, v, c) => (c.auth = parseAuth(v)),
-  tls: (_k, v, c) => (c.tls = parseTls(v)),
-  http: (_k, v, c) => (c.http = parseHttp(v)),
+  auth: (_k, v, c) => (c.auth = parseAuth(section(v))),
+  tls: (_k, v, c) => (c.tls = parseTls(section(v))),
+  http: (_k, v, c) => (c.http = parseHttp(section(v))),
   queues: (k, v, c) => {
+    v = section(v)
     if (!isPlainObject(v)) throw new ConfigError(`config key ${k} must be a map of queue name: settings`)
     for (const [name, settings] of Object.entries(v)) c.queues[name] = parseQueueSettings(`${k}.${name}`, settings)
   },

@@ -3,10 +3,9 @@
  * a Connection, and shuts down cleanly — stop accepting, let in-flight commands finish, sync and
  * close every journal.
  */
-import { mkdirSync, accessSync, constants as fsConstants, readFileSync } from 'node:fs'
+import { readFileSync } from 'node:fs'
 import { createServer, type Server, type Socket, type AddressInfo } from 'node:net'
 import { createServer as createTlsServer, type Server as TlsServer } from 'node:tls'
-import { resolve } from 'node:path'
 import { ConfigError } from './errors.js'
 import type { ServerConfig, TlsConfig } from './config.js'
 import { Connection } from './connection.js'
@@ -16,6 +15,8 @@ import { HttpGateway } from './http/gateway.js'
 import { createJournalFactory, importStarlingSpool } from './journal/index.js'
 import type { Logger } from './logger.js'
 import type { ServerCounters } from './stats.js'
+import { prepareSpool } from './spoolDir.js'
+import { SpoolLock } from './spoolLock.js'
 import { VERSION } from './version.js'
 
 export interface Listening {
@@ -40,6 +41,7 @@ export class StarlingServer {
   private secure: TlsServer | null = null
   private http: HttpGateway | null = null
   private stopping: Promise<void> | null = null
+  private lock: SpoolLock | null = null
 
   constructor(
     private config: ServerConfig,
@@ -62,15 +64,21 @@ export class StarlingServer {
     })
   }
 
-  /** Prepare the spool, replay every journal, then listen. */
+  /** Lock the spool (before reading anything in it), replay every journal, then listen. */
   async start(): Promise<Listening> {
-    const spool = resolve(this.config.queuePath)
+    const spool = prepareSpool(this.config.queuePath, this.log)
+    this.lock = SpoolLock.acquire(spool, this.log)
     try {
-      mkdirSync(spool, { recursive: true })
-      accessSync(spool, fsConstants.W_OK | fsConstants.R_OK)
+      return await this.startLocked(spool)
     } catch (err) {
-      throw new ConfigError(`cannot use spool directory ${spool}: ${(err as NodeJS.ErrnoException).code ?? String(err)}`)
+      // Nothing was served: leave the spool to the next server at once.
+      await this.collection.close().catch(() => {})
+      this.lock.release()
+      throw err
     }
+  }
+
+  private async startLocked(spool: string): Promise<Listening> {
     this.config = { ...this.config, queuePath: spool }
     this.collection.reconfigure(this.config)
     // HTTP listens first, so that /healthz can say 503 while the spool is replayed.
@@ -128,10 +136,19 @@ export class StarlingServer {
     return counts
   }
 
-  /** Apply a reloaded configuration (SIGHUP): per-queue limits and settings. */
+  /**
+   * Apply a reloaded configuration (SIGHUP): queue settings at once, connection limits to new
+   * connections. What else changed needs a restart (reload.ts says which).
+   */
   reload(config: ServerConfig): void {
     this.config = { ...config, queuePath: this.config.queuePath }
     this.collection.reconfigure(this.config)
+    for (const listener of [this.plain, this.secure]) if (listener) listener.maxConnections = this.config.maxConnections
+  }
+
+  /** The configuration in effect (spool path resolved). */
+  get settings(): ServerConfig {
+    return this.config
   }
 
   private accept(socket: Socket): void {
@@ -174,6 +191,7 @@ export class StarlingServer {
     for (const conn of this.connections) conn.destroy()
     this.http?.destroyConnections()
     await closed
+    this.lock?.release()
   }
 }
 
