@@ -7,7 +7,8 @@
  * Structure is checked the way memcached's dispatch_bin_command checks it; a frame that fails is a
  * ProtocolViolation and the connection closes. Requests that need no body (unknown opcodes,
  * commands a queue does not support, an oversized SET) are returned from the header alone, with
- * the number of body bytes to skip, so their payloads are never buffered.
+ * the number of body bytes to skip, so their payloads are never buffered and the connection stays
+ * open (up to MAX_SKIPPED_BODY_BYTES).
  */
 import {
   HEADER_LENGTH,
@@ -24,8 +25,20 @@ export interface BinaryParserLimits {
   maxItemSize: number
 }
 
-/** Room a frame may take beyond its value (key, extras) before it is refused outright. */
+/** Room a buffered frame may take beyond its value (key, extras) before it is refused outright. */
 export const FRAME_SLACK_BYTES = 64 * 1024
+
+/**
+ * The largest body a refused frame (an oversized SET, an unknown or unsupported opcode) may declare
+ * and still be skipped with the connection kept open, as memcached swallows it. Beyond it (or
+ * beyond maxItemSize + FRAME_SLACK_BYTES when that is larger) the length is taken for garbage:
+ * E2BIG, then the connection closes.
+ */
+export const MAX_SKIPPED_BODY_BYTES = 64 * 1024 * 1024
+
+export function maxSkippableBody(limits: BinaryParserLimits): number {
+  return Math.max(MAX_SKIPPED_BODY_BYTES, limits.maxItemSize + FRAME_SLACK_BYTES)
+}
 
 export type ParseOutcome =
   /** A request; `consumed` bytes from `start` belong to it (header only, for skipped requests). */
@@ -64,7 +77,7 @@ export function parseRequest(
   }
   const { keyLength: k, extrasLength: e, bodyLength: b } = header
 
-  if (b > limits.maxItemSize + FRAME_SLACK_BYTES) {
+  if (b > maxSkippableBody(limits)) {
     return violation(header, Status.E2BIG, 'frame too large', available)
   }
   if (k + e > b) {
@@ -73,12 +86,16 @@ export function parseRequest(
   const problem = checkShape(header)
   if (problem !== null) return violation(header, Status.EINVAL, problem, available)
 
+  // A skipped body is streamed away, never buffered, so it may exceed the buffered-frame limit.
   const skipped = skippedKind(header, limits)
   if (skipped !== null) {
     return {
       request: { kind: skipped, opcode: header.opcode, opaque: header.opaque, skip: b },
       consumed: HEADER_LENGTH,
     }
+  }
+  if (b > limits.maxItemSize + FRAME_SLACK_BYTES) {
+    return violation(header, Status.E2BIG, 'frame too large', available)
   }
 
   const total = HEADER_LENGTH + b
