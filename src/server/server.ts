@@ -11,6 +11,7 @@ import { ConfigError } from './errors.js'
 import type { ServerConfig } from './config.js'
 import { Connection } from './connection.js'
 import { Dispatcher } from './dispatcher.js'
+import { InputBudget } from './protocol/inputBudget.js'
 import { QueueCollection } from './engine/queueCollection.js'
 import { createJournalFactory, importStarlingSpool } from './journal/index.js'
 import type { Logger } from './logger.js'
@@ -32,6 +33,8 @@ export class StarlingServer {
     bytesWritten: 0,
   }
   readonly collection: QueueCollection
+  /** Partially received request frames of all connections (max_input_bytes; set at start). */
+  private readonly inputBudget: InputBudget
   private readonly dispatcher: Dispatcher
   private readonly connections = new Set<Connection>()
   private plain: Server | null = null
@@ -45,9 +48,16 @@ export class StarlingServer {
   ) {
     const journals = createJournalFactory({ logger: log })
     this.collection = new QueueCollection(config, journals, log)
+    this.inputBudget = new InputBudget(config.maxInputBytes)
     this.dispatcher = new Dispatcher({
       collection: this.collection,
-      stats: { version: VERSION, server: this.counters, collection: this.collection, journal: () => journals.stats() },
+      stats: {
+        version: VERSION,
+        server: this.counters,
+        collection: this.collection,
+        journal: () => journals.stats(),
+        input: this.inputBudget,
+      },
       version: VERSION,
       auth: config.auth,
       enableFlushAll: config.enableFlushAll,
@@ -121,6 +131,7 @@ export class StarlingServer {
         },
         outbox: { maxPendingBytes: this.config.maxOutputBytes, maxPendingSlots: this.config.maxPendingReplies },
         idleTimeoutMs: this.config.timeoutSec * 1000,
+        inputBudget: this.inputBudget,
       },
       (c) => {
         this.counters.currConnections--

@@ -202,10 +202,11 @@ t.test('the stream parses one byte at a time, and in three pieces', async (t) =>
 
 t.test('an incomplete frame reports the bytes it needs', async (t) => {
   const f = set('q', 'value')
-  t.same(parseRequest(f, 0, 0, limits), { request: null, needed: 24 })
-  t.same(parseRequest(f, 0, 10, limits), { request: null, needed: 24 })
-  t.same(parseRequest(f, 0, 24, limits), { request: null, needed: f.length })
-  t.same(parseRequest(f, 0, f.length - 1, limits), { request: null, needed: f.length })
+  t.same(parseRequest(f, 0, 0, limits), { request: null, needed: 24, header: null })
+  t.same(parseRequest(f, 0, 10, limits), { request: null, needed: 24, header: null })
+  const header = { opcode: op.SET, opaque: 0 }
+  t.same(parseRequest(f, 0, 24, limits), { request: null, needed: f.length, header }, 'the header is known')
+  t.same(parseRequest(f, 0, f.length - 1, limits), { request: null, needed: f.length, header })
   const padded = Buffer.concat([Buffer.from('junk'), f])
   const r = parseRequest(padded, 4, padded.length, limits)
   t.equal(r.request?.kind, 'set', 'parses from an offset')

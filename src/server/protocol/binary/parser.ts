@@ -43,8 +43,11 @@ export function maxSkippableBody(limits: BinaryParserLimits): number {
 export type ParseOutcome =
   /** A request; `consumed` bytes from `start` belong to it (header only, for skipped requests). */
   | { request: BinaryRequest; consumed: number }
-  /** Incomplete: the frame needs `needed` bytes from `start` in total. */
-  | { request: null; needed: number }
+  /**
+   * Incomplete: the frame needs `needed` bytes from `start` in total. `header` is set once the
+   * header is in and checked (its body is what is awaited), so the frame can still be refused.
+   */
+  | { request: null; needed: number; header: { opcode: number; opaque: number } | null }
 
 interface Header {
   opcode: number
@@ -61,12 +64,12 @@ export function parseRequest(
   limits: BinaryParserLimits,
 ): ParseOutcome {
   const available = end - start
-  if (available <= 0) return { request: null, needed: HEADER_LENGTH }
+  if (available <= 0) return { request: null, needed: HEADER_LENGTH, header: null }
   // Wrong magic is known from the first byte: do not wait for a header that may never come.
   if (buf[start] !== REQUEST_MAGIC) {
     return violation({ opcode: 0, opaque: 0 }, Status.EINVAL, 'bad magic byte', available)
   }
-  if (available < HEADER_LENGTH) return { request: null, needed: HEADER_LENGTH }
+  if (available < HEADER_LENGTH) return { request: null, needed: HEADER_LENGTH, header: null }
 
   const header: Header = {
     opcode: buf[start + 1]!,
@@ -99,7 +102,7 @@ export function parseRequest(
   }
 
   const total = HEADER_LENGTH + b
-  if (available < total) return { request: null, needed: total }
+  if (available < total) return { request: null, needed: total, header: { opcode: header.opcode, opaque: header.opaque } }
   return { request: build(buf, start, header), consumed: total }
 }
 
