@@ -86,6 +86,8 @@ export interface ServerConfig {
   /** Stop reading a connection while this many reply bytes wait for it, or this many replies. */
   maxOutputBytes: number
   maxPendingReplies: number
+  /** All connections' partially received request frames together (see protocol/inputBudget.ts); 0 = unlimited. */
+  maxInputBytes: number
   /** All queues' in-memory payload together; past it new items stay on disk. */
   maxMemoryTotal: number
   enableFlushAll: boolean
@@ -139,6 +141,7 @@ export function defaultConfig(): ServerConfig {
     maxConnections: 10_000,
     maxOutputBytes: 4 * MiB,
     maxPendingReplies: 256,
+    maxInputBytes: 64 * MiB,
     maxMemoryTotal: 512 * MiB,
     enableFlushAll: false,
     enableShutdown: false,
@@ -325,6 +328,7 @@ const SERVER_KEYS: Record<string, (key: string, v: unknown, c: ServerConfig) => 
   max_connections: (k, v, c) => (c.maxConnections = int(k, v, 1)),
   max_output_bytes: (k, v, c) => (c.maxOutputBytes = Math.max(65536, size(k, v))),
   max_pending_replies: (k, v, c) => (c.maxPendingReplies = int(k, v, 1)),
+  max_input_bytes: (k, v, c) => (c.maxInputBytes = size(k, v)),
   max_memory_total: (k, v, c) => (c.maxMemoryTotal = size(k, v)),
   enable_flush_all: (k, v, c) => (c.enableFlushAll = bool(k, v)),
   enable_shutdown: (k, v, c) => (c.enableShutdown = bool(k, v)),
@@ -362,6 +366,12 @@ export function applyConfigDocument(config: ServerConfig, doc: unknown): ServerC
     config.queueDefaults.maxItemSize,
     ...Object.values(config.queues).map((q) => q.maxItemSize ?? 0),
   )
+  // Below this, a largest item that arrives in pieces could never fit the budget.
+  if (config.maxInputBytes !== 0 && config.maxInputBytes < 2 * config.maxItemSize) {
+    throw new ConfigError(
+      `config key starling.max_input_bytes (${config.maxInputBytes}) must be 0 (unlimited) or at least twice max_item_size (${config.maxItemSize})`,
+    )
+  }
   return config
 }
 

@@ -7,6 +7,7 @@
 import type { Socket } from 'node:net'
 import type { Dispatcher, Session } from './dispatcher.js'
 import type { ProtocolHandler, ProtocolLimits } from './protocol/handler.js'
+import type { InputBudget } from './protocol/inputBudget.js'
 import { Outbox, type OutboxLimits } from './protocol/outbox.js'
 import { BinaryHandler } from './protocol/binary/handler.js'
 import { TextHandler } from './protocol/text/handler.js'
@@ -18,6 +19,8 @@ export interface ConnectionOptions {
   outbox: OutboxLimits
   /** Close after this long without input (while nothing is in flight); 0 = never. */
   idleTimeoutMs: number
+  /** Shared by every connection: bytes of partially received frames (max_input_bytes). */
+  inputBudget?: InputBudget
 }
 
 export class Connection {
@@ -77,8 +80,8 @@ export class Connection {
   private createHandler(binary: boolean): ProtocolHandler {
     const control = { end: () => this.end() }
     return binary
-      ? new BinaryHandler(this.session, this.outbox, this.options.limits, control)
-      : new TextHandler(this.session, this.outbox, this.options.limits, control)
+      ? new BinaryHandler(this.session, this.outbox, this.options.limits, control, this.options.inputBudget)
+      : new TextHandler(this.session, this.outbox, this.options.limits, control, this.options.inputBudget)
   }
 
   private maybeResume(): void {

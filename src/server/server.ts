@@ -10,6 +10,7 @@ import { ConfigError } from './errors.js'
 import type { ServerConfig, TlsConfig } from './config.js'
 import { Connection } from './connection.js'
 import { Dispatcher } from './dispatcher.js'
+import { InputBudget } from './protocol/inputBudget.js'
 import { QueueCollection } from './engine/queueCollection.js'
 import { HttpGateway } from './http/gateway.js'
 import { createJournalFactory, importStarlingSpool } from './journal/index.js'
@@ -35,6 +36,8 @@ export class StarlingServer {
     bytesWritten: 0,
   }
   readonly collection: QueueCollection
+  /** Partially received request frames of all connections (max_input_bytes; set at start). */
+  private readonly inputBudget: InputBudget
   private readonly dispatcher: Dispatcher
   private readonly connections = new Set<Connection>()
   private plain: Server | null = null
@@ -50,9 +53,16 @@ export class StarlingServer {
   ) {
     const journals = createJournalFactory({ logger: log })
     this.collection = new QueueCollection(config, journals, log)
+    this.inputBudget = new InputBudget(config.maxInputBytes)
     this.dispatcher = new Dispatcher({
       collection: this.collection,
-      stats: { version: VERSION, server: this.counters, collection: this.collection, journal: () => journals.stats() },
+      stats: {
+        version: VERSION,
+        server: this.counters,
+        collection: this.collection,
+        journal: () => journals.stats(),
+        input: this.inputBudget,
+      },
       version: VERSION,
       auth: config.auth,
       enableFlushAll: config.enableFlushAll,
@@ -165,6 +175,7 @@ export class StarlingServer {
         },
         outbox: { maxPendingBytes: this.config.maxOutputBytes, maxPendingSlots: this.config.maxPendingReplies },
         idleTimeoutMs: this.config.timeoutSec * 1000,
+        inputBudget: this.inputBudget,
       },
       (c) => {
         this.counters.currConnections--

@@ -20,6 +20,8 @@ export interface StatsSources {
   server: ServerCounters
   collection: QueueCollection
   journal: () => JournalStats
+  /** The input budget (protocol/inputBudget.ts): bytes held by half-received frames, refusals. */
+  input?: { readonly used: number; readonly refusals: number }
 }
 
 type Pairs = Array<[string, string]>
@@ -89,5 +91,6 @@ export function statPairs(src: StatsSources): Pairs {
     ['journal_fsync_batch_avg', j.fsyncBatchAvg.toFixed(2)],
     ['mem_bytes', String(collection.memory.used)],
   )
+  if (src.input) pairs.push(['input_bytes', String(src.input.used)], ['input_refused', String(src.input.refusals)])
   return pairs
 }

@@ -366,7 +366,8 @@ t.test('malformed frames: one error, then the connection closes', async (t) => {
     ['text mid-stream', Buffer.from('get foo\r\n'), 0x04],
     ['key longer than body', frame({ opcode: op.GET, key: 'abcdef', bodyLength: 3 }), 0x04],
     ['wrong extras length', frame({ opcode: op.SET, key: 'k', extras: u32s(1), value: 'v' }), 0x04],
-    ['body over the limit', frame({ opcode: op.SET, key: 'k', extras: u32s(0, 0), bodyLength: MAX_ITEM + 65536 + 1 }), 0x03],
+    ['body over the skip bound', frame({ opcode: op.SET, key: 'k', extras: u32s(0, 0), bodyLength: 64 * 1024 * 1024 + 1 }), 0x03],
+    ['buffered body over the frame limit', frame({ opcode: op.SASL_AUTH, key: 'PLAIN', bodyLength: MAX_ITEM + 65536 + 1 }), 0x03],
   ]
   for (const [name, bytes, status] of cases) {
     const c = await client()

@@ -5,6 +5,7 @@
  * encoding replies into the Outbox. The connection owns the socket; the handler never sees it.
  */
 import type { Session } from '../dispatcher.js'
+import { unlimitedInput, type InputBudget } from './inputBudget.js'
 import type { Outbox } from './outbox.js'
 
 export interface ProtocolLimits {
@@ -32,6 +33,8 @@ export abstract class ProtocolHandler {
   private discard = 0
   /** Size the buffer should reach before parseOne can make progress (a declared payload). */
   private wanted = 0
+  /** Bytes of the input budget held for the frame being received. */
+  private reserved = 0
   protected closed = false
 
   constructor(
@@ -39,6 +42,7 @@ export abstract class ProtocolHandler {
     protected readonly out: Outbox,
     protected readonly limits: ProtocolLimits,
     connection: ConnectionControl,
+    private readonly budget: InputBudget = unlimitedInput(),
   ) {
     // Ending the connection first hands the replies already made to the socket.
     this.connection = {
@@ -53,8 +57,9 @@ export abstract class ProtocolHandler {
 
   /**
    * Parse one command from buf[start, end) and act on it. Return the bytes consumed, or NEED_MORE.
-   * Call `expect(total)` before returning NEED_MORE when the frame's full size is known, and
-   * `discardNext(n)` to skip n bytes after the consumed ones without buffering them.
+   * Call `expect(total)` before returning NEED_MORE when the frame's full size is known (or
+   * `reserveFrame(total)`, which first takes it from the input budget), and `discardNext(n)` to skip
+   * n bytes after the consumed ones without buffering them.
    */
   protected abstract parseOne(buf: Buffer, start: number, end: number): number
 
@@ -105,6 +110,7 @@ export abstract class ProtocolHandler {
       if (this.closed) return
       if (consumed === NEED_MORE) break
       this.wanted = 0
+      this.releaseFrame()
       this.start += consumed
       if (this.discard > 0) {
         const skip = Math.min(this.discard, this.end - this.start)
@@ -124,10 +130,31 @@ export abstract class ProtocolHandler {
     this.closed = true
     this.start = this.end = 0
     this.buf = Buffer.alloc(0)
+    this.releaseFrame()
   }
 
   protected expect(totalBytes: number): void {
     this.wanted = totalBytes
+  }
+
+  /**
+   * Wait for a frame of `totalBytes` whose body must be buffered: take its size from the input
+   * budget (once per frame). False when the budget refuses: the subclass answers "out of memory",
+   * consumes the header and discards the body.
+   */
+  protected reserveFrame(totalBytes: number): boolean {
+    if (totalBytes > this.reserved) {
+      if (!this.budget.tryTake(totalBytes - this.reserved, totalBytes)) return false
+      this.reserved = totalBytes
+    }
+    this.expect(totalBytes)
+    return true
+  }
+
+  private releaseFrame(): void {
+    if (this.reserved === 0) return
+    this.budget.give(this.reserved)
+    this.reserved = 0
   }
 
   protected discardNext(bytes: number): void {

@@ -18,6 +18,7 @@ import { StarlingError } from '../../errors.js'
 import { parseQueueKey, parseSetKey, validateKey } from '../keyOptions.js'
 import { NEED_MORE, ProtocolHandler } from '../handler.js'
 import {
+  HEADER_LENGTH,
   Opcode,
   Status,
   type BinaryRequest,
@@ -29,6 +30,8 @@ import {
 } from './commands.js'
 import { parseRequest } from './parser.js'
 import { encodeError, encodeItem, encodeKeyMiss, encodeResponse, encodeStats } from './serializer.js'
+
+const OUT_OF_MEMORY = 'out of memory storing object'
 
 /** Map a typed error to a binary status and the text sent with it. */
 export function statusForError(err: StarlingError): { status: number; message: string } {
@@ -43,6 +46,8 @@ export function statusForError(err: StarlingError): { status: number; message: s
       return { status: Status.E2BIG, message: err.message }
     case 'QUEUE_FULL':
       return { status: Status.NOT_STORED, message: 'queue full' }
+    case 'OUT_OF_MEMORY':
+      return { status: Status.ENOMEM, message: err.message }
     case 'NOT_SUPPORTED':
       return { status: Status.NOT_SUPPORTED, message: err.message }
     case 'AUTH_REQUIRED':
@@ -59,8 +64,15 @@ export class BinaryHandler extends ProtocolHandler {
   protected parseOne(buf: Buffer, start: number, end: number): number {
     const outcome = parseRequest(buf, start, end, this.limits)
     if (outcome.request === null) {
-      this.expect(outcome.needed)
-      return NEED_MORE
+      if (outcome.header === null) {
+        this.expect(outcome.needed)
+        return NEED_MORE
+      }
+      if (this.reserveFrame(outcome.needed)) return NEED_MORE
+      // No room in the input budget: refuse from the header and swallow the body, staying in step.
+      this.out.push(encodeError(outcome.header.opcode, outcome.header.opaque, Status.ENOMEM, OUT_OF_MEMORY))
+      this.discardNext(outcome.needed - HEADER_LENGTH)
+      return HEADER_LENGTH
     }
     const request = outcome.request
     if (request.kind === 'violation') {

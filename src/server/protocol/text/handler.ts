@@ -7,14 +7,16 @@
 import { NEED_MORE, ProtocolHandler } from '../handler.js'
 import { parseQueueKey, parseSetKey, type ParsedKey } from '../keyOptions.js'
 import type { Slot } from '../outbox.js'
-import type {
-  DeleteCommand,
-  FlushCommand,
-  GetCommand,
-  ParseFailure,
-  SetCommand,
-  TextCommand,
+import {
+  failure,
+  type DeleteCommand,
+  type FlushCommand,
+  type GetCommand,
+  type ParseFailure,
+  type SetCommand,
+  type TextCommand,
 } from './commands.js'
+import { StarlingError } from '../../errors.js'
 import { executeMeta, plainQueueName, replyFor, type MetaContext } from './meta.js'
 import { parseCommand, skipThroughNewline } from './parser.js'
 import {
@@ -35,6 +37,10 @@ import {
 } from './serializer.js'
 
 const NUL = Buffer.from([0])
+
+function outOfMemory(): StarlingError {
+  return new StarlingError('OUT_OF_MEMORY', 'out of memory storing object')
+}
 const SPACE = 0x20
 
 export class TextHandler extends ProtocolHandler {
@@ -50,9 +56,13 @@ export class TextHandler extends ProtocolHandler {
     }
     const result = parseCommand(buf, start, end, this.limits)
     switch (result.kind) {
-      case 'incomplete':
-        if (result.expectBytes > 0) this.expect(result.expectBytes)
-        return NEED_MORE
+      case 'incomplete': {
+        const header = result.headerBytes ?? 0
+        if (result.expectBytes === 0 || this.reserveFrame(result.expectBytes)) return NEED_MORE
+        // No room in the input budget: refuse now and swallow the data block, staying in step.
+        this.refuse(failure(header, outOfMemory(), { discard: result.expectBytes - header, noreply: result.noreply ?? false }))
+        return header
+      }
       case 'error':
         this.refuse(result)
         return result.consumed

@@ -103,7 +103,8 @@ function parseMetaSet(
     return failure(lineLength, new StarlingError('TOO_LARGE', 'object too large for cache'), { discard: bytes + 2 })
   }
   const total = lineLength + bytes + 2
-  if (end - start < total) return { kind: 'incomplete', expectBytes: total }
+  // ms has no noreply: `q` hides HD only, errors are always sent.
+  if (end - start < total) return { kind: 'incomplete', expectBytes: total, headerBytes: lineLength, noreply: false }
   const dataStart = start + lineLength
   const dataEnd = dataStart + bytes
   if (buf[dataEnd] !== CR || buf[dataEnd + 1] !== LF) {
