@@ -19,10 +19,16 @@ export interface EngineLogger {
   error(obj: object, msg?: string): void
 }
 
+/** Runs with the queue, or with null and the reason there is none. */
+type QueueOp = ((queue: PersistentQueue | null, err?: StarlingError) => void) & {
+  /** A whole-queue operation (delete, flush) that finds its queue deleted starts over with this. */
+  retry?: () => void
+}
+
 interface Slot {
   queue: PersistentQueue | null
   /** Operations waiting for the queue to be ready (loading, flushing, deleting). */
-  waiting: Array<(queue: PersistentQueue | null) => void> | null
+  waiting: QueueOp[] | null
 }
 
 export interface CollectionCounters {
@@ -108,8 +114,8 @@ export class QueueCollection {
     // One copy, here: `data` may be a view of a connection's input buffer, and the queue may still
     // be loading. Fanout children share the copy (nobody modifies an item's bytes).
     const owned = Buffer.from(data)
-    this.withQueue(name, (queue) => {
-      if (!queue) return done(new StarlingError('SHUTTING_DOWN', 'server is shutting down'))
+    this.withQueue(name, (queue, err) => {
+      if (!queue) return done(err ?? new StarlingError('IO', 'queue unavailable'))
       queue.add(owned, flags, expiresAt, addedAt, done)
       const kids = this.children.get(name)
       if (kids) for (const child of kids) this.copyToChild(child, owned, flags, expiresAt, addedAt)
@@ -118,8 +124,8 @@ export class QueueCollection {
 
   get(name: string, consumer: Consumer, options: QueueReadOptions, done: ItemCallback): void {
     this.counters.cmdGet++
-    this.withQueue(name, (queue) => {
-      if (!queue) return done(null, null)
+    this.withQueue(name, (queue, err) => {
+      if (!queue) return done(err?.code === 'SHUTTING_DOWN' ? null : (err ?? null), null)
       queue.get(consumer, options, done)
     })
   }
@@ -128,16 +134,22 @@ export class QueueCollection {
   delete(name: string, done: (err: StarlingError | null, existed: boolean) => void): void {
     const slot = this.slots.get(name)
     if (!slot) return done(null, false)
-    this.exclusive(name, async (queue) => {
-      this.slots.delete(name)
-      this.forgetChild(name)
-      await queue.destroy()
-    }, (err) => done(err, true))
+    this.exclusive(
+      name,
+      async (queue) => {
+        this.slots.delete(name)
+        this.forgetChild(name)
+        await queue.destroy()
+      },
+      (err) => done(err, true),
+      // Deleted by an earlier command while this one waited: as if sent after it (NOT_FOUND).
+      () => this.delete(name, done),
+    )
   }
 
   flush(name: string, done: (err: StarlingError | null) => void): void {
     if (!this.slots.has(name)) return done(null)
-    this.exclusive(name, (queue) => queue.flush(), done)
+    this.exclusive(name, (queue) => queue.flush(), done, () => this.flush(name, done))
   }
 
   /** Empty every queue (flush_all when enabled). */
@@ -166,8 +178,8 @@ export class QueueCollection {
   // Queue lifecycle
 
   /** Run `fn` with the queue (created on first use), in arrival order. */
-  private withQueue(name: string, fn: (queue: PersistentQueue | null) => void): void {
-    if (this.closing) return fn(null)
+  private withQueue(name: string, fn: QueueOp): void {
+    if (this.closing) return fn(null, new StarlingError('SHUTTING_DOWN', 'server is shutting down'))
     const slot = this.slots.get(name)
     if (slot?.queue && slot.waiting === null) return fn(slot.queue)
     if (slot) {
@@ -175,16 +187,28 @@ export class QueueCollection {
       return
     }
     this.slots.set(name, { queue: null, waiting: [fn] })
-    this.open(name).catch((err: Error) => {
-      this.log.error({ queue: name, err: err.message }, 'cannot open queue journal')
+    this.open(name).catch(() => {
+      /* reported by open(), and to every waiting operation */
     })
   }
 
-  /** Run an async whole-queue operation with the queue to itself; later operations wait. */
-  private exclusive(name: string, op: (queue: PersistentQueue) => Promise<void>, done: (err: StarlingError | null) => void): void {
-    this.withQueue(name, (queue) => {
-      if (!queue) return done(null)
-      const slot = this.slots.get(name)!
+  /**
+   * Run an async whole-queue operation with the queue to itself; later operations wait. `retry`
+   * runs instead when an earlier operation deleted the queue while this one waited.
+   */
+  private exclusive(
+    name: string,
+    op: (queue: PersistentQueue) => Promise<void>,
+    done: (err: StarlingError | null) => void,
+    retry: () => void,
+  ): void {
+    const run: QueueOp = (queue, cause) => {
+      const slot = this.slots.get(name)
+      if (!queue || !slot || slot.queue !== queue) {
+        // No queue: it could not be opened (report why), or it is gone (start over).
+        if (cause && cause.code !== 'SHUTTING_DOWN') return done(cause)
+        return queue || !cause ? retry() : done(null)
+      }
       slot.waiting = []
       op(queue).then(
         () => done(null),
@@ -195,13 +219,31 @@ export class QueueCollection {
       ).finally(() => {
         const waiting = slot.waiting ?? []
         slot.waiting = null
-        // A deleted queue's waiting operations start over on a fresh queue.
-        for (const fn of waiting) {
-          if (this.slots.get(name) === slot) fn(queue)
-          else this.withQueue(name, fn)
-        }
+        this.runWaiting(name, slot, waiting)
       })
-    })
+    }
+    run.retry = retry
+    this.withQueue(name, run)
+  }
+
+  /**
+   * Hand a slot's waiting operations their queue, in order. One of them may start a whole-queue
+   * operation (flush, delete): the rest then wait again, behind it — they must not see the queue
+   * it is emptying or destroying. Operations on a queue deleted meanwhile start over on a new one.
+   */
+  private runWaiting(name: string, slot: Slot, waiting: QueueOp[], cause?: StarlingError): void {
+    for (let i = 0; i < waiting.length; i++) {
+      const fn = waiting[i]!
+      if (this.slots.get(name) !== slot && slot.queue !== null) {
+        if (fn.retry) fn.retry()
+        else this.withQueue(name, fn)
+      } else if (slot.waiting !== null) {
+        slot.waiting.unshift(...waiting.slice(i))
+        return
+      } else {
+        fn(slot.queue, cause)
+      }
+    }
   }
 
   private async open(name: string): Promise<PersistentQueue> {
@@ -212,6 +254,7 @@ export class QueueCollection {
     }
     const settings = queueSettings(this.config, name)
     let queue: PersistentQueue | null = null
+    let cause: StarlingError | undefined
     try {
       const { journal, replay } = await this.journals.open({
         dir: this.config.queuePath,
@@ -232,12 +275,18 @@ export class QueueCollection {
       }
       this.registerChild(name)
       return queue
+    } catch (err) {
+      // Every operation waiting for this queue is told the real reason, not "shutting down".
+      const code = (err as NodeJS.ErrnoException).code
+      this.log.error({ queue: name, err: (err as Error).message }, 'cannot open queue journal')
+      cause = new StarlingError('IO', `cannot open queue: ${code ?? (err as Error).message}`, { cause: err })
+      throw err
     } finally {
       const waiting = slot.waiting ?? []
       slot.queue = queue
       slot.waiting = null
       if (!queue) this.slots.delete(name)
-      for (const fn of waiting) fn(queue)
+      this.runWaiting(name, slot, waiting, cause)
     }
   }
 
