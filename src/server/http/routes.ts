@@ -7,7 +7,8 @@ import type { IncomingMessage, ServerResponse } from 'node:http'
 import type { DeliveredItem, Dispatcher, Session } from '../dispatcher.js'
 import type { QueueCollection } from '../engine/queueCollection.js'
 import type { StarlingError } from '../errors.js'
-import { MAX_WAIT_MS, NO_OPTIONS, type GetOptions } from '../protocol/keyOptions.js'
+import { PLAIN_READ, type QueueReadOptions } from '../engine/requests.js'
+import { MAX_WAIT_MS } from '../protocol/keyOptions.js'
 import type { ReceiptBook } from './receipts.js'
 import {
   HttpError,
@@ -87,14 +88,14 @@ export async function serveQueues(
   const action = segments[1]
   if (action === undefined) {
     if (method === 'POST') return enqueue(ctx, req, res, queue)
-    if (method === 'GET') return dequeue(ctx, res, queue, { ...NO_OPTIONS, timeoutMs: waitOf(url) })
+    if (method === 'GET') return dequeue(ctx, res, queue, { ...PLAIN_READ, timeoutMs: waitOf(url) })
     if (method === 'DELETE') return remove(ctx, res, queue)
     throw new HttpError(405, 'use POST, GET or DELETE', { Allow: 'POST, GET, DELETE' })
   }
   switch (action) {
     case 'peek':
       if (method !== 'GET') throw new HttpError(405, 'use GET', { Allow: 'GET' })
-      return dequeue(ctx, res, queue, { ...NO_OPTIONS, peek: true })
+      return dequeue(ctx, res, queue, { ...PLAIN_READ, peek: true })
     case 'open':
       if (method !== 'POST') throw new HttpError(405, 'use POST', { Allow: 'POST' })
       return openRead(ctx, res, queue, waitOf(url), user)
@@ -132,7 +133,7 @@ function header(req: IncomingMessage, name: string): string | undefined {
 }
 
 /** GET and peek: a Session for this request only; a client that leaves while waiting stops waiting. */
-function dequeue(ctx: QueueRoutesContext, res: ServerResponse, queue: string, options: GetOptions): Promise<void> {
+function dequeue(ctx: QueueRoutesContext, res: ServerResponse, queue: string, options: QueueReadOptions): Promise<void> {
   const session = ctx.dispatcher.createSession()
   return new Promise((resolve) => {
     let settled = false
@@ -169,7 +170,7 @@ function openRead(ctx: QueueRoutesContext, res: ServerResponse, queue: string, t
       ctx.receipts.release(user)
       resolve()
     })
-    session.get(queue, { ...NO_OPTIONS, open: true, timeoutMs }, (err, item) => {
+    session.get(queue, { ...PLAIN_READ, open: true, timeoutMs }, (err, item) => {
       if (settled) return
       settled = true
       if (err || !item) {
@@ -197,7 +198,7 @@ function finishRead(
   if (!id) throw new HttpError(400, 'receipt parameter required')
   const receipt = ctx.receipts.take(id, user, queue)
   if (!receipt) throw new HttpError(404, 'no such receipt (unknown, expired, or not yours)')
-  const options: GetOptions = { ...NO_OPTIONS, close: action === 'close', abort: action === 'abort' }
+  const options: QueueReadOptions = { ...PLAIN_READ, close: action === 'close', abort: action === 'abort' }
   return new Promise((resolve) => {
     receipt.session.get(queue, options, (err) => {
       ctx.receipts.finish(receipt)
