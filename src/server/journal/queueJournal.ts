@@ -63,9 +63,10 @@ import {
   unlinkNow,
   writeFully,
   type FailpointName,
-} from './faults.js'
+} from './fileOps.js'
 import { type CarriedItems, KnownSizes } from './liveIndex.js'
-import { findOriginal, type JournalLogger, type ReplayState } from './replay.js'
+import type { EventLogger } from '../logger.js'
+import { findOriginal, type ReplayState } from './replay.js'
 import { ChunkReader, createSegment, forEachRecord, type Segment } from './segment.js'
 import type { JournalItem, JournalStats, QueueJournal, SyncPolicy, WriteCallback } from './types.js'
 
@@ -110,7 +111,7 @@ export interface QueueJournalSettings {
   encoded: string
   sync: SyncPolicy
   maxJournalSize: number
-  logger: JournalLogger
+  logger: EventLogger
 }
 
 export class FileQueueJournal implements QueueJournal {
@@ -119,7 +120,7 @@ export class FileQueueJournal implements QueueJournal {
   private readonly encoded: string
   private readonly sync: SyncPolicy
   private readonly maxJournalSize: number
-  private readonly logger: JournalLogger
+  private readonly logger: EventLogger
 
   private segments: Segment[]
   private readonly bySegno = new Map<number, Segment>()
