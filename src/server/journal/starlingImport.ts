@@ -1,6 +1,6 @@
 /**
- * Reading an existing Starling spool (DESIGN §8), so Starling users can switch without losing
- * their queues.
+ * Reading an existing Starling spool, so Starling users can switch without losing their queues
+ * (docs/architecture.md, "Durability rules"; crash safety in ./README.md).
  *
  * Starling's journal (lib/starling/persistent_queue.rb) is one file per queue, named exactly as the
  * queue, appended with:
