@@ -109,67 +109,68 @@ class DispatcherSession implements Session {
   private authed = false
   private closed = false
 
-  constructor(private readonly o: DispatcherOptions) {}
+  /** `server`: what every session of the server shares (queues, stats, auth, settings). */
+  constructor(private readonly server: DispatcherOptions) {}
 
   set(queue: string, flags: number, exptime: number, data: Buffer, done: Done): void {
     if (this.closed) return done(new StarlingError('SHUTTING_DOWN', 'connection closed'))
-    this.o.collection.set(queue, data, flags >>> 0, expiresAtFromExptime(exptime, Date.now()), done)
+    this.server.collection.set(queue, data, flags >>> 0, expiresAtFromExptime(exptime, Date.now()), done)
   }
 
   get(queue: string, options: QueueReadOptions, done: GetDone): void {
     if (this.closed) return done(null, null)
-    this.o.collection.get(queue, this.consumer, options, (err, item) => {
+    this.server.collection.get(queue, this.consumer, options, (err, item) => {
       if (err || !item) return done(err, null)
       done(null, { data: item.data, flags: item.flags, cas: item.seq, expiresAt: item.expiresAt })
     })
   }
 
   delete(queue: string, done: (err: StarlingError | null, existed: boolean) => void): void {
-    this.o.collection.delete(queue, done)
+    this.server.collection.delete(queue, done)
   }
 
   flush(queue: string, done: Done): void {
-    this.o.collection.flush(queue, done)
+    this.server.collection.flush(queue, done)
   }
 
   flushAll(done: Done): void {
-    if (!this.o.enableFlushAll) return done(null)
-    this.o.collection.flushAll(done)
+    if (!this.server.enableFlushAll) return done(null)
+    this.server.collection.flushAll(done)
   }
 
   stats(): Array<[string, string]> {
-    return statPairs(this.o.stats)
+    return statPairs(this.server.stats)
   }
 
   queueStats(queue: string): Array<[string, string]> | null {
-    const q = this.o.collection.peekQueue(queue)
+    const q = this.server.collection.peekQueue(queue)
     return q ? queueStatPairs(q) : null
   }
 
   version(): string {
-    return this.o.version
+    return this.server.version
   }
 
   verbosity(level: number): void {
-    this.o.setVerbosity(level)
+    this.server.setVerbosity(level)
   }
 
   shutdown(): boolean {
-    if (!this.o.enableShutdown) return false
-    setImmediate(this.o.requestShutdown)
+    if (!this.server.enableShutdown) return false
+    setImmediate(this.server.requestShutdown)
     return true
   }
 
   get authRequired(): boolean {
-    return this.o.auth !== null
+    return this.server.auth !== null
   }
 
   get authenticated(): boolean {
-    return this.o.auth === null || this.authed
+    return this.server.auth === null || this.authed
   }
 
   get textAllowedUnauthenticated(): boolean {
-    return this.o.auth?.allowTextUnauthenticated ?? true
+    return this.server.auth?.allowTextUnauthenticated ?? true
   }
 
   saslMechanisms(): string[] {
@@ -177,7 +178,7 @@ class DispatcherSession implements Session {
   }
 
   authenticate(mechanism: string, payload: Buffer): boolean {
-    const auth = this.o.auth
+    const auth = this.server.auth
     if (!auth) return true
     if (mechanism.toUpperCase() !== 'PLAIN') return false
     // RFC 4616: [authzid] NUL authcid NUL passwd
@@ -192,8 +193,8 @@ class DispatcherSession implements Session {
   }
 
   countBytes(read: number, written: number): void {
-    this.o.stats.server.bytesRead += read
-    this.o.stats.server.bytesWritten += written
+    this.server.stats.server.bytesRead += read
+    this.server.stats.server.bytesWritten += written
   }
 
   close(): void {

@@ -7,17 +7,12 @@
 import type { ServerConfig } from '../config.js'
 import { queueSettings } from '../config.js'
 import { StarlingError } from '../errors.js'
+import type { EventLogger } from '../logger.js'
 import type { JournalFactory } from '../journal/types.js'
 import type { QueueReadOptions } from './requests.js'
 import type { Consumer } from './consumer.js'
 import type { QueueItem } from './item.js'
 import { PersistentQueue, type ItemCallback, type MemoryGate, type QueueEvents } from './persistentQueue.js'
-
-export interface EngineLogger {
-  info(obj: object, msg?: string): void
-  warn(obj: object, msg?: string): void
-  error(obj: object, msg?: string): void
-}
 
 /** Runs with the queue, or with null and the reason there is none. */
 type QueueOp = ((queue: PersistentQueue | null, err?: StarlingError) => void) & {
@@ -54,7 +49,7 @@ export class QueueCollection {
   constructor(
     private config: ServerConfig,
     private readonly journals: JournalFactory,
-    private readonly log: EngineLogger,
+    private readonly log: EventLogger,
   ) {
     this.memory = { used: 0, limit: config.maxMemoryTotal }
     this.events = {

@@ -1,5 +1,6 @@
 /**
- * Test hooks for the journal: injected I/O errors and Kestrel-style failpoints.
+ * The journal's file operations (write, fsync, truncate, open, rename, unlink), with the hooks
+ * that tests use to make them fail: injected I/O errors and Kestrel-style failpoints.
  *
  * - `setFaultInjector(fn)`: before each file operation the journal calls `fn({op, path})`; an
  *   Error returned is thrown (or passed to the callback) as if the OS had failed. A failed `write`
