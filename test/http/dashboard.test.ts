@@ -104,6 +104,17 @@ t.test('the dashboard shows queues live, without console errors', async (t) => {
   t.match(await page.$eval('#status', (e) => e.textContent ?? ''), /2 queues, updated/)
   t.ok(await page.$eval('#chart', (c) => (c as HTMLCanvasElement).width > 0), 'the rate chart is drawn')
 
+  // A few seconds of traffic, so that the screenshot shows the rate chart moving.
+  const until = Date.now() + 4000
+  let failures = 0
+  while (Date.now() < until) {
+    for (let i = 0; i < 3; i++) if ((await mc.set('dash-orders', `item-${i}`)) !== 'STORED') failures++
+    if ((await mc.get('dash-orders')) === null) failures++
+    await new Promise((r) => setTimeout(r, 50))
+  }
+  t.equal(failures, 0, 'traffic for the chart went through')
+  await new Promise((r) => setTimeout(r, 1500))
+
   mkdirSync(ARTIFACTS, { recursive: true })
   const shot = join(ARTIFACTS, 'dashboard.png')
   await page.screenshot({ path: shot, fullPage: true })
