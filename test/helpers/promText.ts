@@ -1,8 +1,9 @@
 /**
  * A strict parser of the Prometheus text exposition format (version 0.0.4), for tests: every line
- * must be a well-formed `# HELP`, `# TYPE`, comment, or sample; samples must follow their family's
- * TYPE; label values are unescaped; histograms must have cumulative buckets ending in `+Inf`,
- * whose count equals `_count`. Anything else throws, with the line number.
+ * must be a well-formed `# HELP`, `# TYPE`, comment, or sample; every sample must follow its
+ * family's TYPE (prom-client always writes one); label values are unescaped; histograms must have
+ * cumulative buckets ending in `+Inf`, whose count equals `_count`. Anything else throws, with the
+ * line number.
  */
 
 export type MetricType = 'counter' | 'gauge' | 'histogram' | 'summary' | 'untyped'

@@ -121,6 +121,7 @@ t.test('bad requests get clear 4xx replies', async (t) => {
     ['POST', '/queues/q/peek', 405],
     ['POST', '/queues', 405],
     ['POST', '/metrics', 405],
+    ['POST', '/nothing', 404],
     ['GET', '/queues/q/nope', 404],
     ['GET', '/queues/q/open/extra', 404],
     ['GET', '/nothing', 404],

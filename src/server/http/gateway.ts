@@ -180,16 +180,13 @@ export class HttpGateway {
       serveQueues(this.routes, req, res, url, rest, user).catch((err: unknown) => this.fail(res, err))
       return
     }
+    if (path !== '/' && path !== '/metrics') return sendText(res, 404, 'no such route')
     if (method !== 'GET' && method !== 'HEAD') return sendText(res, 405, 'use GET', { Allow: 'GET' })
     if (path === '/') return this.serveDashboard(res)
-    if (path === '/metrics') {
-      this.metrics.render().then(
-        ({ contentType, body }) => sendText(res, 200, body.trimEnd(), { 'Content-Type': contentType }),
-        (err: unknown) => this.fail(res, err),
-      )
-      return
-    }
-    sendText(res, 404, 'no such route')
+    this.metrics.render().then(
+      ({ contentType, body }) => sendText(res, 200, body.trimEnd(), { 'Content-Type': contentType }),
+      (err: unknown) => this.fail(res, err),
+    )
   }
 
   private serveDashboard(res: ServerResponse): void {
