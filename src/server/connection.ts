@@ -31,6 +31,8 @@ export class Connection {
   private resumeScheduled = false
   private ending = false
   private closed = false
+  /** The idle timer fired while a reply was in flight (a blocking get): re-armed when it is sent. */
+  private idleDeferred = false
 
   constructor(
     private readonly socket: Socket,
@@ -41,6 +43,7 @@ export class Connection {
     this.session = dispatcher.createSession()
     this.outbox = new Outbox(socket, options.outbox, (bytes) => {
       this.session.countBytes(0, bytes)
+      if (this.idleDeferred && this.outbox.pendingSlots === 0) this.armIdleTimer()
       // Never parse more input from inside a write: that would re-enter the handler mid-command.
       if (this.paused && !this.resumeScheduled) {
         this.resumeScheduled = true
@@ -56,15 +59,26 @@ export class Connection {
     socket.on('error', () => socket.destroy())
     socket.on('close', () => this.cleanup())
     if (options.idleTimeoutMs > 0) {
-      socket.setTimeout(options.idleTimeoutMs, () => {
-        if (this.outbox.pendingSlots === 0) socket.destroy()
-      })
+      socket.on('timeout', () => this.onIdle())
+      this.armIdleTimer()
     }
   }
 
   /** The protocol this connection speaks, once its first byte has arrived (metrics, at scrape time). */
   get protocol(): 'text' | 'binary' | 'pending' {
     return this.handler === null ? 'pending' : this.handler instanceof BinaryHandler ? 'binary' : 'text'
+  }
+
+  /** Idle means nothing in flight: a client waiting on a blocking get is not idle. */
+  private onIdle(): void {
+    if (this.outbox.pendingSlots === 0) this.socket.destroy()
+    else this.idleDeferred = true
+  }
+
+  /** (Re)start the idle period from now; Node does not restart a timer that already fired. */
+  private armIdleTimer(): void {
+    this.idleDeferred = false
+    this.socket.setTimeout(this.options.idleTimeoutMs)
   }
 
   private onData(chunk: Buffer): void {

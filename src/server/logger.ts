@@ -27,6 +27,6 @@ export function levelForVerbosity(base: string, verbose: number): string {
 }
 
 export function createLogger(level: string, file: string | null): Logger {
-  const destination = pino.destination({ dest: file ?? 2, sync: true, mkdir: file !== null })
+  const destination = pino.destination({ dest: file ?? 2, sync: true, mkdir: file !== null, mode: 0o600 })
   return pino({ level, base: { pid: process.pid }, timestamp: pino.stdTimeFunctions.isoTime }, destination)
 }

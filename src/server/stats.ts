@@ -6,6 +6,7 @@
 import type { QueueCollection } from './engine/queueCollection.js'
 import type { PersistentQueue } from './engine/persistentQueue.js'
 import type { JournalStats } from './journal/types.js'
+import { fanoutParent } from './engine/fanout.js'
 
 export interface ServerCounters {
   startedAt: number
@@ -34,7 +35,9 @@ function seconds(micros: number): string {
 
 export function queueStatPairs(q: PersistentQueue): Pairs {
   const p = `queue_${q.name}_`
-  return [
+  // No per-queue field may end in `_items` but Starling's three: Starling's Ruby client takes every
+  // `queue_<x>_items` stat for a queue named <x> (so `mem_items` made phantom queues).
+  const pairs: Pairs = [
     [`${p}items`, String(q.length)],
     [`${p}total_items`, String(q.totalItems)],
     [`${p}logsize`, String(q.journalSize)],
@@ -43,11 +46,15 @@ export function queueStatPairs(q: PersistentQueue): Pairs {
     [`${p}bytes`, String(q.bytes)],
     [`${p}open_transactions`, String(q.openCount)],
     [`${p}waiters`, String(q.waiterCount)],
-    [`${p}mem_items`, String(q.memoryItems)],
+    [`${p}mem_count`, String(q.memoryItems)],
     [`${p}mem_bytes`, String(q.memoryBytes)],
     [`${p}discarded`, String(q.discardedItems)],
     [`${p}journal_rotations`, String(q.journalRotations)],
   ]
+  // Only fanout children have it: the queue whose items they copy.
+  const parent = fanoutParent(q.name)
+  if (parent !== null) pairs.push([`${p}fanout_parent`, parent])
+  return pairs
 }
 
 export function statPairs(src: StatsSources): Pairs {

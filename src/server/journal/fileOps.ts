@@ -113,9 +113,14 @@ export function ftruncateNow(fd: number, length: number, path?: string): void {
   fs.ftruncateSync(fd, length)
 }
 
+/** Files the journal creates are private (0600), whatever the umask: they hold the payloads. */
+export const JOURNAL_FILE_MODE = 0o600
+
 export function openNow(path: string, flags: string): number {
   check('open', path)
-  return fs.openSync(path, flags)
+  const fd = fs.openSync(path, flags, JOURNAL_FILE_MODE)
+  if (flags.startsWith('w')) fs.fchmodSync(fd, JOURNAL_FILE_MODE)
+  return fd
 }
 
 export function renameNow(from: string, to: string): void {

@@ -82,7 +82,7 @@ export function createJournalFactory(options: JournalFactoryOptions = {}): Journ
     listQueues: (dir) => listQueues(dir, logger),
     async open(o: JournalOptions): Promise<{ journal: QueueJournal; replay: ReplayResult }> {
       const started = performance.now()
-      fs.mkdirSync(o.dir, { recursive: true })
+      fs.mkdirSync(o.dir, { recursive: true, mode: 0o700 })
       const encoded = encodeQueueName(o.queue)
       const state = replaySegments(o.dir, encoded, o.queue, logger)
       const journal = new FileQueueJournal(

@@ -285,7 +285,7 @@ export function replaySegments(dir: string, encoded: string, queue: string, logg
         const copy = Buffer.allocUnsafe(cut)
         fs.readSync(fd, copy, 0, cut, good)
         const to = corruptName(path)
-        fs.writeFileSync(to, copy)
+        fs.writeFileSync(to, copy, { mode: 0o600 })
         logger.warn({ queue, file: path, offset: good, bytes: cut, savedTo: to }, 'journal corrupt in the middle: segment cut at the first bad record, later segments still replayed')
       } else {
         logger.warn({ queue, file: path, offset: good, bytes: cut }, 'journal torn/corrupt tail cut off at the last good record')
