@@ -44,18 +44,14 @@ export class Connection {
     this.outbox = new Outbox(socket, options.outbox, (bytes) => {
       this.session.countBytes(0, bytes)
       if (this.idleDeferred && this.outbox.pendingSlots === 0) this.armIdleTimer()
-      // Never parse more input from inside a write: that would re-enter the handler mid-command.
-      if (this.paused && !this.resumeScheduled) {
-        this.resumeScheduled = true
-        setImmediate(() => {
-          this.resumeScheduled = false
-          this.maybeResume()
-        })
-      }
+      if (this.paused) this.scheduleResume()
     })
     socket.setNoDelay(true)
     socket.on('data', (chunk: Buffer) => this.onData(chunk))
-    socket.on('drain', () => this.maybeResume())
+    socket.on('drain', () => {
+      this.outbox.drained()
+      this.maybeResume()
+    })
     socket.on('error', () => socket.destroy())
     socket.on('close', () => this.cleanup())
     if (options.idleTimeoutMs > 0) {
@@ -82,7 +78,6 @@ export class Connection {
   }
 
   private onData(chunk: Buffer): void {
-    this.session.countBytes(chunk.length, 0)
     if (!this.handler) this.handler = this.createHandler(chunk[0] === BINARY_MAGIC_REQUEST)
     this.handler.feed(chunk)
     if (!this.handler.accepting && !this.closed) {
@@ -91,8 +86,18 @@ export class Connection {
     }
   }
 
+  /** Never parse more input from inside a write or a callback: that would re-enter the handler. */
+  private scheduleResume(): void {
+    if (this.resumeScheduled) return
+    this.resumeScheduled = true
+    setImmediate(() => {
+      this.resumeScheduled = false
+      this.maybeResume()
+    })
+  }
+
   private createHandler(binary: boolean): ProtocolHandler {
-    const control = { end: () => this.end() }
+    const control = { end: () => this.end(), resume: () => this.scheduleResume() }
     return binary
       ? new BinaryHandler(this.session, this.outbox, this.options.limits, control, this.options.inputBudget)
       : new TextHandler(this.session, this.outbox, this.options.limits, control, this.options.inputBudget)

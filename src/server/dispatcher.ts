@@ -13,7 +13,7 @@ import { expiresAtFromExptime } from './engine/item.js'
 import type { QueueCollection } from './engine/queueCollection.js'
 import type { QueueReadOptions } from './engine/requests.js'
 import { StarlingError } from './errors.js'
-import { queueStatPairs, statPairs, type StatsSources } from './stats.js'
+import { queueStatPairs, takeSnapshot, type StatBatches, type StatsSources } from './stats.js'
 
 export interface DeliveredItem {
   data: Buffer
@@ -40,8 +40,11 @@ export interface Session {
   flush(queue: string, done: Done): void
   /** Starling compatibility: clears every queue only when enabled in config, else a no-op. */
   flushAll(done: Done): void
-  /** Ordered `[name, value]` pairs: server fields then per-queue fields (DESIGN §7). */
-  stats(): Array<[string, string]>
+  /**
+   * Ordered `[name, value]` pairs, server fields then per-queue fields (DESIGN §7), in batches: the
+   * numbers are taken at the call, the text is made as the batches are read.
+   */
+  stats(): StatBatches
   /** Per-queue subset for `stats <queue>` / binary STAT with a key; `null` if no such queue. */
   queueStats(queue: string): Array<[string, string]> | null
   version(): string
@@ -138,8 +141,8 @@ class DispatcherSession implements Session {
     this.server.collection.flushAll(done)
   }
 
-  stats(): Array<[string, string]> {
-    return statPairs(this.server.stats)
+  stats(): StatBatches {
+    return takeSnapshot(this.server.stats)
   }
 
   queueStats(queue: string): Array<[string, string]> | null {

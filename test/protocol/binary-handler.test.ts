@@ -65,11 +65,13 @@ class MemorySession implements Session {
   flushAll(done: Done): void {
     done(null)
   }
-  stats(): Array<[string, string]> {
+  stats(): Array<Array<[string, string]>> {
     return [
-      ['pid', '1234'],
-      ['version', '9.9.9'],
-      ...[...MemorySession.queues].map(([q, items]): [string, string] => [`queue_${q}_items`, String(items.length)]),
+      [
+        ['pid', '1234'],
+        ['version', '9.9.9'],
+        ...[...MemorySession.queues].map(([q, items]): [string, string] => [`queue_${q}_items`, String(items.length)]),
+      ],
     ]
   }
   queueStats(queue: string): Array<[string, string]> | null {
@@ -114,6 +116,7 @@ function serve(socket: Socket, session: Session, maxPendingSlots: number): void 
   const outbox = new Outbox(socket, { maxPendingBytes: 1 << 20, maxPendingSlots }, () => setImmediate(resume))
   handler = new BinaryHandler(session, outbox, { maxItemSize: MAX_ITEM, maxKeyLength: 250, maxLineLength: 2048 }, {
     end: () => socket.end(),
+    resume: () => setImmediate(resume),
   })
   socket.on('data', (chunk: Buffer) => {
     handler.feed(chunk)

@@ -12,6 +12,7 @@ import type { JournalFactory } from '../journal/types.js'
 import type { QueueReadOptions } from './requests.js'
 import type { Consumer } from './consumer.js'
 import type { QueueItem } from './item.js'
+import { SortedNames } from './sortedNames.js'
 import { PersistentQueue, type ItemCallback, type MemoryGate, type QueueEvents } from './persistentQueue.js'
 
 /** Runs with the queue, or with null and the reason there is none. */
@@ -38,6 +39,7 @@ const SWEEP_INTERVAL_MS = 1000
 
 export class QueueCollection {
   private readonly slots = new Map<string, Slot>()
+  private readonly names = new SortedNames()
   /** parent name → names of its fanout children. */
   private readonly children = new Map<string, Set<string>>()
   readonly memory: MemoryGate
@@ -91,8 +93,9 @@ export class QueueCollection {
     }
   }
 
+  /** Loaded queues, sorted by name (cheap to call again: see SortedNames). */
   get queueNames(): string[] {
-    return [...this.slots.keys()].filter((n) => this.slots.get(n)!.queue !== null).sort()
+    return this.names.list((n) => this.slots.has(n)).filter((n) => this.slots.get(n)!.queue !== null)
   }
 
   /** A loaded queue, without creating it. */
@@ -133,6 +136,7 @@ export class QueueCollection {
       name,
       async (queue) => {
         this.slots.delete(name)
+        this.names.remove()
         this.forgetChild(name)
         await queue.destroy()
       },
@@ -182,6 +186,7 @@ export class QueueCollection {
       return
     }
     this.slots.set(name, { queue: null, waiting: [fn] })
+    this.names.add(name)
     this.open(name).catch(() => {
       /* reported by open(), and to every waiting operation */
     })
@@ -246,6 +251,7 @@ export class QueueCollection {
     if (!slot) {
       slot = { queue: null, waiting: [] }
       this.slots.set(name, slot)
+      this.names.add(name)
     }
     const settings = queueSettings(this.config, name)
     let queue: PersistentQueue | null = null
@@ -280,7 +286,10 @@ export class QueueCollection {
       const waiting = slot.waiting ?? []
       slot.queue = queue
       slot.waiting = null
-      if (!queue) this.slots.delete(name)
+      if (!queue) {
+        this.slots.delete(name)
+        this.names.remove()
+      }
       this.runWaiting(name, slot, waiting, cause)
     }
   }

@@ -20,6 +20,8 @@ export interface ProtocolLimits {
 export interface ConnectionControl {
   /** Close the connection after the replies already queued are written. */
   end(): void
+  /** Parsing may go on (a hold ended): feed the handler again, outside the current call stack. */
+  resume(): void
 }
 
 /** What parseOne returns: bytes consumed (> 0), or that more input is needed. */
@@ -36,6 +38,8 @@ export abstract class ProtocolHandler {
   /** Bytes of the input budget held for the frame being received. */
   private reserved = 0
   protected closed = false
+  /** Commands in progress that later commands must not overtake (see `hold`). */
+  private holds = 0
 
   constructor(
     protected readonly session: Session,
@@ -50,6 +54,7 @@ export abstract class ProtocolHandler {
         out.flush()
         connection.end()
       },
+      resume: () => connection.resume(),
     }
   }
 
@@ -70,7 +75,22 @@ export abstract class ProtocolHandler {
 
   /** True while the handler can take more input (the connection pauses the socket otherwise). */
   get accepting(): boolean {
-    return !this.closed && !this.out.full
+    return !this.closed && !this.out.full && this.holds === 0
+  }
+
+  /**
+   * Parse no later command until the returned function is called. For the commands whose outcome
+   * decides what later ones see: a blocking get (`/t=`, as memcached clients expect), a login, a
+   * `stats` waiting for the commands before it. Everything else runs as it arrives, replies in order.
+   */
+  protected hold(): () => void {
+    this.holds++
+    let held = true
+    return () => {
+      if (!held) return
+      held = false
+      if (--this.holds === 0 && !this.closed) this.connection.resume()
+    }
   }
 
   feed(chunk: Buffer): void {
@@ -79,6 +99,7 @@ export abstract class ProtocolHandler {
     if (this.discard > 0) {
       const skip = Math.min(this.discard, chunk.length)
       this.discard -= skip
+      this.countRead(skip)
       offset = skip
       if (offset === chunk.length) return
     }
@@ -104,7 +125,7 @@ export abstract class ProtocolHandler {
   private pumping = false
 
   private pumpLoop(): void {
-    while (!this.closed && this.end > this.start && !this.out.full) {
+    while (!this.closed && this.end > this.start && !this.out.full && this.holds === 0) {
       const consumed = this.parseOne(this.buf, this.start, this.end)
       // parseOne may have closed the handler (quit, protocol error): the buffer is gone.
       if (this.closed) return
@@ -116,6 +137,7 @@ export abstract class ProtocolHandler {
         const skip = Math.min(this.discard, this.end - this.start)
         this.discard -= skip
         this.start += skip
+        this.countRead(skip)
       }
     }
     if (this.start === this.end) {
@@ -131,6 +153,14 @@ export abstract class ProtocolHandler {
     this.start = this.end = 0
     this.buf = Buffer.alloc(0)
     this.releaseFrame()
+  }
+
+  /**
+   * Count input for `bytes_read` when a command is parsed, before it runs, not when it arrives: a
+   * `stats` then reports the bytes of the commands up to itself, pipelined or not.
+   */
+  protected countRead(bytes: number): void {
+    if (bytes > 0) this.session.countBytes(bytes, 0)
   }
 
   protected expect(totalBytes: number): void {

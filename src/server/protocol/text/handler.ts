@@ -6,7 +6,7 @@
  */
 import { NEED_MORE, ProtocolHandler } from '../handler.js'
 import { parseQueueKey, parseSetKey, type ParsedKey } from '../keyOptions.js'
-import type { Slot } from '../outbox.js'
+import { statsStream } from '../statsStream.js'
 import {
   failure,
   type DeleteCommand,
@@ -31,6 +31,7 @@ import {
   UNAUTHENTICATED,
   clientError,
   errorReply,
+  statLines,
   statsReply,
   valueHeader,
   versionReply,
@@ -46,12 +47,18 @@ const SPACE = 0x20
 export class TextHandler extends ProtocolHandler {
   /** After a bad data chunk: skipping input through the next newline. */
   private resyncing = false
-  private readonly metaContext: MetaContext = { session: this.session, out: this.out, limits: this.limits }
+  private readonly metaContext: MetaContext = {
+    session: this.session,
+    out: this.out,
+    limits: this.limits,
+    hold: () => this.hold(),
+  }
 
   protected parseOne(buf: Buffer, start: number, end: number): number {
     if (this.resyncing) {
       const skip = skipThroughNewline(buf, start, end)
       if (skip.found) this.resyncing = false
+      this.countRead(skip.consumed)
       return skip.consumed
     }
     const result = parseCommand(buf, start, end, this.limits)
@@ -64,9 +71,11 @@ export class TextHandler extends ProtocolHandler {
         return header
       }
       case 'error':
+        this.countRead(result.consumed)
         this.refuse(result)
         return result.consumed
       case 'command':
+        this.countRead(result.consumed)
         this.execute(result.command)
         return result.consumed
     }
@@ -116,8 +125,20 @@ export class TextHandler extends ProtocolHandler {
         return this.later((done) => session.flushAll((err) => done(err ? errorReply(err) : noreply ? null : OK)), noreply)
       }
       case 'stats': {
+        // Taken when every command before it is done, before any after it is parsed: it shows
+        // exactly the commands before it (arrival order), then streams out.
         const queue = cmd.queue
-        out.pushWhenReady(() => [statsReply((queue === null ? session.stats() : session.queueStats(queue)) ?? [])])
+        const release = this.hold()
+        out.pushWhenReady(() => {
+          try {
+            if (queue === null) return statsStream(session.stats(), statLines, END)
+            return [statsReply(session.queueStats(queue) ?? [])]
+          } catch (err) {
+            return [replyFor(err)]
+          } finally {
+            release()
+          }
+        })
         return
       }
       case 'version':
@@ -176,34 +197,42 @@ export class TextHandler extends ProtocolHandler {
       this.out.push(replyFor(err))
       return
     }
-    const slot = this.out.reserve()
-    const chunks: Buffer[] = []
-    let filled = false
-    const finish = (last: Buffer): void => {
-      if (filled) return
-      filled = true
-      chunks.push(last)
-      this.out.fill(slot, ...chunks)
-    }
-    let index = 0
-    const next = (): void => {
-      if (index === keys.length) return finish(END)
-      const i = index++
-      const { queue, options } = keys[i]!
-      try {
-        this.session.get(queue, options, (err, item) => {
-          if (filled) return
-          if (err) return finish(errorReply(err))
-          if (item) {
-            chunks.push(valueHeader(cmd.keys[i]!, item.flags, item.data.length, cmd.withCas ? item.cas : -1), item.data, CRLF)
+    // A blocking get holds later commands until it is answered: they must not feed it or see the
+    // queue before it (memcached clients expect the wait to come first).
+    const blocking = keys.some((k) => k.options.timeoutMs > 0)
+    const settled = blocking ? this.hold() : undefined
+    this.out.later(
+      (fill) => {
+        const chunks: Buffer[] = []
+        let index = 0
+        let ended = false
+        const finish = (last: Buffer): void => {
+          ended = true
+          fill(...chunks, last)
+        }
+        const next = (): void => {
+          if (index === keys.length) return finish(END)
+          const i = index++
+          const { queue, options } = keys[i]!
+          try {
+            this.session.get(queue, options, (err, item) => {
+              if (ended) return
+              if (err) return finish(errorReply(err))
+              if (item) {
+                chunks.push(valueHeader(cmd.keys[i]!, item.flags, item.data.length, cmd.withCas ? item.cas : -1), item.data, CRLF)
+              }
+              next()
+            })
+          } catch (err) {
+            // The items already taken are sent, then the error.
+            finish(replyFor(err))
           }
-          next()
-        })
-      } catch (err) {
-        finish(replyFor(err))
-      }
-    }
-    next()
+        }
+        next()
+      },
+      (err) => [replyFor(err)],
+      settled,
+    )
   }
 
   /** The queue a delete or flush names, or null once the error is answered (options, bad key). */
@@ -237,23 +266,14 @@ export class TextHandler extends ProtocolHandler {
   }
 
   /**
-   * Run a Session call whose reply may come later: reserve the slot now (replies stay in command
-   * order), fill it exactly once — with `null` meaning no reply — even if the call throws.
+   * Run a Session call whose reply may come later: the slot is reserved now (replies stay in
+   * command order) and filled once, `null` meaning no reply, even if the call throws.
    */
   private later(start: (done: (reply: Buffer | null) => void) => void, noreply: boolean): void {
-    const slot: Slot = this.out.reserve()
-    let filled = false
-    const done = (reply: Buffer | null): void => {
-      if (filled) return
-      filled = true
-      if (reply === null) this.out.fill(slot)
-      else this.out.fill(slot, reply)
-    }
-    try {
-      start(done)
-    } catch (err) {
-      done(noreply ? null : replyFor(err))
-    }
+    this.out.later(
+      (fill) => start((reply) => (reply === null ? fill() : fill(reply))),
+      (err) => (noreply ? [] : [replyFor(err)]),
+    )
   }
 
   /** memcached's text auth: a `set` whose data is `username password`. */
