@@ -158,6 +158,7 @@ export function takeSnapshot(src: StatsSources): StatsSnapshot {
     ['journal_fsync_batch_avg', j.fsyncBatchAvg.toFixed(2)],
     ['mem_bytes', String(collection.memory.used)],
   ]
+  if (src.input) tail.push(['input_bytes', String(src.input.used)], ['input_refused', String(src.input.refusals)])
   return new StatsSnapshot(head, names, values, tail)
 }
 
