@@ -13,7 +13,7 @@ import { expiresAtFromExptime } from './engine/item.js'
 import type { QueueCollection } from './engine/queueCollection.js'
 import { StarlingError } from './errors.js'
 import type { GetOptions } from './protocol/keyOptions.js'
-import { queueStatPairs, statPairs, type StatsSources } from './stats.js'
+import { queueStatPairs, resetCounters, statPairs, type StatsSources } from './stats.js'
 
 export interface DeliveredItem {
   data: Buffer
@@ -42,6 +42,8 @@ export interface Session {
   flushAll(done: Done): void
   /** Ordered `[name, value]` pairs: server fields then per-queue fields (DESIGN §7). */
   stats(): Array<[string, string]>
+  /** `stats reset`: zero the server's resettable counters (memcached's set). */
+  resetStats(): void
   /** Per-queue subset for `stats <queue>` / binary STAT with a key; `null` if no such queue. */
   queueStats(queue: string): Array<[string, string]> | null
   version(): string
@@ -139,6 +141,10 @@ class DispatcherSession implements Session {
 
   stats(): Array<[string, string]> {
     return statPairs(this.o.stats)
+  }
+
+  resetStats(): void {
+    resetCounters(this.o.stats)
   }
 
   queueStats(queue: string): Array<[string, string]> | null {

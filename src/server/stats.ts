@@ -55,6 +55,18 @@ export function queueStatPairs(q: PersistentQueue): Pairs {
   return pairs
 }
 
+/**
+ * `stats reset`, as memcached: the cumulative server counters restart from zero. Current values
+ * (curr_items, curr_connections, bytes) and the per-queue fields (Starling's, kept in the journal
+ * state) are not counters of this kind and stay.
+ */
+export function resetCounters(src: StatsSources): void {
+  const c = src.collection.counters
+  c.cmdGet = c.cmdSet = c.getHits = c.getMisses = 0
+  src.server.totalConnections = src.server.currConnections
+  src.server.bytesRead = src.server.bytesWritten = 0
+}
+
 export function statPairs(src: StatsSources): Pairs {
   const { server, collection } = src
   const usage = process.resourceUsage()

@@ -72,6 +72,11 @@ class MemorySession implements Session {
       ...[...MemorySession.queues].map(([q, items]): [string, string] => [`queue_${q}_items`, String(items.length)]),
     ]
   }
+  resets = 0
+  resetStats(): void {
+    this.resets++
+  }
+
   queueStats(queue: string): Array<[string, string]> | null {
     const items = MemorySession.queues.get(queue)
     return items ? [[`queue_${queue}_items`, String(items.length)]] : null

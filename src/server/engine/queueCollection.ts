@@ -14,6 +14,7 @@ import type { QueueItem } from './item.js'
 import { PersistentQueue, type ItemCallback, type MemoryGate, type QueueEvents } from './persistentQueue.js'
 
 export interface EngineLogger {
+  debug(obj: object, msg?: string): void
   info(obj: object, msg?: string): void
   warn(obj: object, msg?: string): void
   error(obj: object, msg?: string): void
@@ -220,7 +221,7 @@ export class QueueCollection {
       })
       queue = new PersistentQueue(name, settings, journal, replay, this.memory, this.events)
       if (replay.records > 0 || replay.truncatedBytes > 0) {
-        this.log.info(
+        this.log.debug(
           { queue: name, items: queue.length, records: replay.records, truncatedBytes: replay.truncatedBytes, durationMs: replay.durationMs },
           'journal replayed',
         )

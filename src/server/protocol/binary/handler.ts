@@ -190,6 +190,10 @@ export class BinaryHandler extends ProtocolHandler {
     const key = request.key
     this.out.pushWhenReady(() => {
       if (key === null) return [encodeStats(opcode, opaque, this.session.stats())]
+      if (key === 'reset') {
+        this.session.resetStats() // memcached's STAT "reset": just the terminator back
+        return [encodeStats(opcode, opaque, [])]
+      }
       const pairs = this.session.queueStats(key)
       return [pairs === null ? encodeError(opcode, opaque, Status.KEY_ENOENT) : encodeStats(opcode, opaque, pairs)]
     })

@@ -25,6 +25,7 @@ import {
   ERROR,
   NOT_FOUND,
   OK,
+  RESET,
   STORED,
   UNAUTHENTICATED,
   clientError,
@@ -107,6 +108,11 @@ export class TextHandler extends ProtocolHandler {
       }
       case 'stats': {
         const queue = cmd.queue
+        // memcached's `stats reset` (so `reset` names no queue here; binary STAT reaches it).
+        if (queue === 'reset') {
+          out.pushWhenReady(() => (session.resetStats(), [RESET]))
+          return
+        }
         out.pushWhenReady(() => [statsReply((queue === null ? session.stats() : session.queueStats(queue)) ?? [])])
         return
       }
