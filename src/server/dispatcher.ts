@@ -13,7 +13,7 @@ import { expiresAtFromExptime } from './engine/item.js'
 import type { QueueCollection } from './engine/queueCollection.js'
 import type { QueueReadOptions } from './engine/requests.js'
 import { StarlingError } from './errors.js'
-import { queueStatPairs, takeSnapshot, type StatBatches, type StatsSources } from './stats.js'
+import { queueStatPairs, resetCounters, takeSnapshot, type StatBatches, type StatsSources } from './stats.js'
 
 export interface DeliveredItem {
   data: Buffer
@@ -45,6 +45,8 @@ export interface Session {
    * numbers are taken at the call, the text is made as the batches are read.
    */
   stats(): StatBatches
+  /** `stats reset`: zero the server's resettable counters (memcached's set). */
+  resetStats(): void
   /** Per-queue subset for `stats <queue>` / binary STAT with a key; `null` if no such queue. */
   queueStats(queue: string): Array<[string, string]> | null
   version(): string
@@ -143,6 +145,10 @@ class DispatcherSession implements Session {
 
   stats(): StatBatches {
     return takeSnapshot(this.server.stats)
+  }
+
+  resetStats(): void {
+    resetCounters(this.server.stats)
   }
 
   queueStats(queue: string): Array<[string, string]> | null {

@@ -11,6 +11,7 @@ export type { Logger }
  * only, so they load without pino (crash tests run the journal alone in a child process).
  */
 export interface EventLogger {
+  debug(obj: object, msg?: string): void
   info(obj: object, msg?: string): void
   warn(obj: object, msg?: string): void
   error(obj: object, msg?: string): void

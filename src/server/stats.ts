@@ -107,6 +107,18 @@ export class StatsSnapshot implements StatBatches {
   }
 }
 
+/**
+ * `stats reset`, as memcached: the cumulative server counters restart from zero. Current values
+ * (curr_items, curr_connections, bytes) and the per-queue fields (Starling's, kept in the journal
+ * state) are not counters of this kind and stay.
+ */
+export function resetCounters(src: StatsSources): void {
+  const c = src.collection.counters
+  c.cmdGet = c.cmdSet = c.getHits = c.getMisses = 0
+  src.server.totalConnections = src.server.currConnections
+  src.server.bytesRead = src.server.bytesWritten = 0
+}
+
 export function takeSnapshot(src: StatsSources): StatsSnapshot {
   const { server, collection } = src
   const usage = process.resourceUsage()

@@ -128,6 +128,11 @@ export class MemorySession implements Session {
     ]
   }
 
+  resets = 0
+  resetStats(): void {
+    this.resets++
+  }
+
   queueStats(queue: string): Array<[string, string]> | null {
     const items = this.store.queues.get(queue)
     return items ? [[`queue_${queue}_items`, String(items.length)]] : null

@@ -74,6 +74,11 @@ class MemorySession implements Session {
       ],
     ]
   }
+  resets = 0
+  resetStats(): void {
+    this.resets++
+  }
+
   queueStats(queue: string): Array<[string, string]> | null {
     const items = MemorySession.queues.get(queue)
     return items ? [[`queue_${queue}_items`, String(items.length)]] : null

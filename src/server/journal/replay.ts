@@ -47,7 +47,7 @@ import { CarriedItems, SegmentLive } from './liveIndex.js'
 import { CHUNK_BYTES, ChunkReader, createSegment, forEachRecord, listSegments, type Segment } from './segment.js'
 
 /** For callers that want no journal logs (tests, tools). */
-export const silentLogger: EventLogger = { info() {}, warn() {}, error() {} }
+export const silentLogger: EventLogger = { debug() {}, info() {}, warn() {}, error() {} }
 
 /** Old name, kept only for journal/index.ts until it becomes a plain barrel (issue 14 item 6). */
 export type JournalLogger = EventLogger

@@ -215,6 +215,10 @@ export class BinaryHandler extends ProtocolHandler {
     const release = this.hold()
     this.out.pushWhenReady(() => {
       try {
+        if (key === 'reset') {
+          this.session.resetStats() // memcached's STAT "reset": just the terminator back
+          return [encodeStats(opcode, opaque, [])]
+        }
         if (key === null) {
           const encode = (pairs: ReadonlyArray<readonly [string, string]>): Buffer => encodeStatPairs(opcode, opaque, pairs)
           return statsStream(this.session.stats(), encode, encodeResponse(opcode, opaque, Status.NO_ERROR))

@@ -27,6 +27,7 @@ import {
   ERROR,
   NOT_FOUND,
   OK,
+  RESET,
   STORED,
   UNAUTHENTICATED,
   clientError,
@@ -131,6 +132,8 @@ export class TextHandler extends ProtocolHandler {
         const release = this.hold()
         out.pushWhenReady(() => {
           try {
+            // memcached's `stats reset` (so `reset` names no queue here; binary STAT reaches it).
+            if (queue === 'reset') return (session.resetStats(), [RESET])
             if (queue === null) return statsStream(session.stats(), statLines, END)
             return [statsReply(session.queueStats(queue) ?? [])]
           } catch (err) {
