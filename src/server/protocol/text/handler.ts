@@ -188,8 +188,9 @@ export class TextHandler extends ProtocolHandler {
       return
     }
     // A blocking get holds later commands until it is answered: they must not feed it or see the
-    // queue before it (memcached clients expect the wait to come first).
-    const blocking = keys.some((k) => k.options.timeoutMs > 0)
+    // queue before it (memcached clients expect the wait to come first). So does a multi-get: its
+    // keys run one after another, and a later command must not reach a key before it does.
+    const blocking = keys.length > 1 || keys.some((k) => k.options.timeoutMs > 0)
     const settled = blocking ? this.hold() : undefined
     this.out.later(
       (fill) => {
