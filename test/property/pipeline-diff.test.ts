@@ -77,6 +77,8 @@ const EXAMPLES: string[][] = [
   ['set a 0 0 1\r\nA\r\n', 'delete a\r\n', 'delete a\r\n', 'version\r\n'],
   ['set a 0 0 1\r\nA\r\n', 'delete a\r\n', 'set a 0 0 1\r\nB\r\n', 'get a\r\n'],
   ['get a/t=60\r\n', 'set a 0 0 1\r\nZ\r\n', 'stats\r\n'],
+  // A multi-get on queues still opening: the set must not reach its last key first.
+  ['get a b/peek a\r\n', 'set a 0 0 1\r\nv\r\n', 'mg c v\r\n'],
 ]
 
 const runs = FUZZ ? 150 : 10
