@@ -6,7 +6,7 @@
  */
 import t from 'tap'
 import fc from 'fast-check'
-import { FUZZ, firstDifference, runBoth, withTwoServers } from './diffHarness.js'
+import { FUZZ, firstDifference, runBoth, stopSpare, withTwoServers } from './diffHarness.js'
 
 const QUEUES = ['a', 'b', 'c']
 const MARKER = Buffer.from('mn\r\n')
@@ -95,10 +95,11 @@ t.test(`text+meta: pipelined == one at a time (${runs} random scripts + ${EXAMPL
     const o = mask(oneByOne)
     if (p !== o) throw new Error(`script ${JSON.stringify(script)}\n${firstDifference(p, o)}`)
   })
+  t.teardown(stopSpare)
   await fc.assert(property, {
     numRuns: runs,
     examples: EXAMPLES.map((e) => [e]),
-    interruptAfterTimeLimit: FUZZ ? 3_000_000 : 40_000,
+    interruptAfterTimeLimit: FUZZ ? 3_000_000 : 30_000,
     seed: process.env['STARLING_SEED'] ? Number(process.env['STARLING_SEED']) : undefined,
   })
   t.comment(`scripts run: ${scripts}; longest: ${longest.length} commands`)
