@@ -68,6 +68,7 @@ export class StarlingServer {
       enableFlushAll: config.enableFlushAll,
       enableShutdown: config.enableShutdown,
       requestShutdown: () => this.onShutdownRequest(),
+      log,
       setVerbosity: (level) => {
         this.log.level = level <= 0 ? this.config.logLevel : level === 1 ? 'debug' : 'trace'
       },

@@ -155,10 +155,10 @@ export class MemorySession implements Session {
     return ['PLAIN']
   }
 
-  authenticate(mechanism: string, payload: Buffer): boolean {
+  authenticate(mechanism: string, payload: Buffer, done: (ok: boolean, close: boolean) => void): void {
     this.store.authPayloads.push(Buffer.from(payload))
     this.authenticated = mechanism === 'PLAIN' && payload.equals(Buffer.from('\0alice\0secret'))
-    return this.authenticated
+    done(this.authenticated, false)
   }
 
   countBytes(): void {}

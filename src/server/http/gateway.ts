@@ -172,7 +172,11 @@ export class HttpGateway {
     if (path === '/healthz') {
       return this.ready ? sendText(res, 200, 'ok') : sendText(res, 503, 'replaying the spool')
     }
-    const user = this.auth.userOf(req.headers.authorization)
+    this.auth.userOf(req.headers.authorization, (user) => this.serveAuthorized(req, res, url, segments, method, user))
+  }
+
+  private serveAuthorized(req: IncomingMessage, res: ServerResponse, url: URL, segments: string[], method: string, user: string | null): void {
+    const path = url.pathname
     if (user === null) {
       return sendText(res, 401, 'authentication required', { 'WWW-Authenticate': 'Basic realm="starling", charset="UTF-8"' })
     }
