@@ -12,8 +12,19 @@ export interface QueueStats {
   logsize: number
   expired_items: number
   age: number
-  /** Any further per-queue fields the server sends (open transactions, waiters, ...). */
-  [field: string]: number | string
+  /** This server's fields, after Starling's: payload bytes, open reads, blocked readers, ... */
+  bytes?: number
+  open_transactions?: number
+  waiters?: number
+  /** Items / payload bytes held in memory (the rest is read back from the journal). */
+  mem_count?: number
+  mem_bytes?: number
+  discarded?: number
+  journal_rotations?: number
+  /** Only on fanout children (`parent+child`): the parent queue. */
+  fanout_parent?: string
+  /** Any further per-queue fields the server sends. */
+  [field: string]: number | string | undefined
 }
 
 const NUMBER = /^-?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][-+]?\d+)?$/

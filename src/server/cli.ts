@@ -3,11 +3,14 @@
  * under `starling:`, flags over file. Configuration errors are one line and exit status 1.
  */
 import { spawn } from 'node:child_process'
-import { existsSync, openSync, readFileSync, unlinkSync, writeFileSync } from 'node:fs'
+import { closeSync, openSync, writeSync } from 'node:fs'
+import { resolve as resolvePath } from 'node:path'
 import yargs from 'yargs'
 import { ConfigError } from './errors.js'
 import { DEFAULT_DAEMON_PID_FILE, defaultConfig, loadConfigFile, type ServerConfig } from './config.js'
 import { createLogger, levelForVerbosity, type Logger } from './logger.js'
+import { checkPidFile, PidFile } from './pidFile.js'
+import { reloadChanges } from './reload.js'
 import { StarlingServer } from './server.js'
 import { VERSION } from './version.js'
 
@@ -83,27 +86,47 @@ export function resolveConfig(flags: Flags): ServerConfig {
   return config
 }
 
-/** Detach: start ourselves again without -d, wait until the child has written its pid file. */
+/** The daemon tells its parent it is listening by writing to this inherited pipe. */
+const READY_FD = 3
+
+/** Detach: start ourselves again without -d, wait until the child says it is listening. */
 async function daemonize(argv: string[], config: ServerConfig, pidGiven: boolean): Promise<number> {
   const args = argv.filter((a) => a !== '-d' && a !== '--d')
   if (!pidGiven) args.push('-P', config.pidFile!)
-  const log = config.logFile ? openSync(config.logFile, 'a') : 'ignore'
+  const log = config.logFile ? openSync(config.logFile, 'a', 0o600) : 'ignore'
   const child = spawn(process.execPath, [process.argv[1]!, ...args, '--daemonized'], {
     detached: true,
-    stdio: ['ignore', log, log],
+    stdio: ['ignore', log, log, 'pipe'],
   })
+  const ready = child.stdio[READY_FD]!
+  const status = await new Promise<number>((resolve) => {
+    const timer = setTimeout(() => {
+      process.stderr.write('starling: daemon did not start within 60 s\n')
+      resolve(1)
+    }, 60_000)
+    ready.once('data', () => {
+      clearTimeout(timer)
+      resolve(0)
+    })
+    child.once('exit', (code) => {
+      clearTimeout(timer)
+      process.stderr.write(`starling: daemon exited with status ${code} during start-up${config.logFile ? ` (see ${config.logFile})` : ''}\n`)
+      resolve(1)
+    })
+  })
+  ready.destroy()
   child.unref()
-  const deadline = Date.now() + 30_000
-  while (Date.now() < deadline) {
-    if (child.exitCode !== null) {
-      process.stderr.write(`starling: daemon exited with status ${child.exitCode} during start-up\n`)
-      return 1
-    }
-    if (existsSync(config.pidFile!) && readFileSync(config.pidFile!, 'utf8').trim() === String(child.pid)) return 0
-    await new Promise((r) => setTimeout(r, 50))
+  return status
+}
+
+/** In the daemon: tell the waiting parent we are listening (it may be gone; that is fine). */
+function signalReady(): void {
+  try {
+    writeSync(READY_FD, 'ready\n')
+    closeSync(READY_FD)
+  } catch {
+    /* parent gone */
   }
-  process.stderr.write('starling: daemon did not start within 30 s\n')
-  return 1
 }
 
 function dropPrivileges(config: ServerConfig): void {
@@ -134,13 +157,29 @@ export async function runCli(argv: string[]): Promise<number> {
   } catch (err) {
     return fail(err)
   }
-  if (config.daemonize && !flags.daemonized) return daemonize(argv, config, flags.pid !== undefined)
+  if (config.daemonize && !flags.daemonized) {
+    // Say it here, on the operator's terminal; the daemon's own claim below is the race-free one.
+    try {
+      checkPidFile(config.pidFile!)
+    } catch (err) {
+      return fail(err)
+    }
+    return daemonize(argv, config, flags.pid !== undefined)
+  }
 
   let log: Logger
   try {
     log = createLogger(config.logLevel, config.logFile)
   } catch (err) {
     return fail(new ConfigError(`cannot open log file ${config.logFile}: ${(err as Error).message}`))
+  }
+  // Claimed before the spool is touched: a live pid file means another server; leave everything.
+  let pidFile: PidFile | null = null
+  try {
+    if (config.pidFile) pidFile = PidFile.claim(config.pidFile, log)
+  } catch (err) {
+    log.flush?.()
+    return fail(err)
   }
   const server = new StarlingServer(config, log, () => void shutdown('shutdown command'))
   let resolveExit: (code: number) => void = () => {}
@@ -151,13 +190,7 @@ export async function runCli(argv: string[]): Promise<number> {
     stopping = true
     log.info({ reason }, 'shutting down')
     await server.stop()
-    if (config.pidFile) {
-      try {
-        unlinkSync(config.pidFile)
-      } catch {
-        /* already gone */
-      }
-    }
+    pidFile?.release()
     log.info({}, 'stopped')
     resolveExit(0)
   }
@@ -166,8 +199,13 @@ export async function runCli(argv: string[]): Promise<number> {
   process.on('SIGHUP', () => {
     if (!flags.config) return
     try {
-      server.reload(resolveConfig(flags))
-      log.info({ config: flags.config }, 'configuration reloaded')
+      const next = resolveConfig(flags)
+      const changes = reloadChanges(server.settings, next)
+      server.reload(next)
+      log.info({ config: flags.config, applied: changes.applied, needRestart: changes.needRestart }, 'configuration reloaded')
+      if (changes.needRestart.length > 0) {
+        log.warn({ config: flags.config, settings: changes.needRestart }, `changed settings need a restart: ${changes.needRestart.join(', ')}`)
+      }
     } catch (err) {
       log.error({ err: (err as Error).message }, 'configuration reload failed; keeping the old one')
     }
@@ -176,9 +214,13 @@ export async function runCli(argv: string[]): Promise<number> {
   try {
     const at = await server.start()
     dropPrivileges(config)
-    if (config.pidFile) writeFileSync(config.pidFile, `${process.pid}\n`)
-    log.info({ host: at.host, port: at.port, tlsPort: at.tlsPort, spool: config.queuePath, version: VERSION }, 'listening')
+    log.info(
+      { host: at.host, port: at.port, tlsPort: at.tlsPort, httpPort: at.httpPort, spool: server.settings.queuePath, config: flags.config ? resolvePath(flags.config) : null, version: VERSION },
+      'listening',
+    )
+    if (flags.daemonized) signalReady()
   } catch (err) {
+    pidFile?.release()
     if (err instanceof ConfigError) {
       log.flush?.()
       return fail(err)

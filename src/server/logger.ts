@@ -11,6 +11,7 @@ export type { Logger }
  * only, so they load without pino (crash tests run the journal alone in a child process).
  */
 export interface EventLogger {
+  debug(obj: object, msg?: string): void
   info(obj: object, msg?: string): void
   warn(obj: object, msg?: string): void
   error(obj: object, msg?: string): void
@@ -25,6 +26,6 @@ export function levelForVerbosity(base: string, verbose: number): string {
 }
 
 export function createLogger(level: string, file: string | null): Logger {
-  const destination = pino.destination({ dest: file ?? 2, sync: true, mkdir: file !== null })
+  const destination = pino.destination({ dest: file ?? 2, sync: true, mkdir: file !== null, mode: 0o600 })
   return pino({ level, base: { pid: process.pid }, timestamp: pino.stdTimeFunctions.isoTime }, destination)
 }

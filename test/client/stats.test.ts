@@ -34,3 +34,17 @@ t.test('UTF-8 queue names come back from the wire bytes', async (t) => {
   const latin1 = Buffer.from('queue_café_items', 'utf8').toString('latin1')
   t.same(Object.keys(parseStats([[latin1, '1']])), ['queue_café_items'])
 })
+
+t.test("the server's extra per-queue fields, a fanout child's parent included", async (t) => {
+  const pairs: Array<[string, string]> = []
+  for (const q of ['jobs', 'jobs+audit']) {
+    pairs.push([`queue_${q}_items`, '2'], [`queue_${q}_total_items`, '5'], [`queue_${q}_logsize`, '90'], [`queue_${q}_expired_items`, '0'])
+    pairs.push([`queue_${q}_age`, '3'], [`queue_${q}_mem_count`, '2'], [`queue_${q}_mem_bytes`, '10'])
+  }
+  pairs.push(['queue_jobs+audit_fanout_parent', 'jobs'])
+  const queues = queueStats(parseStats(pairs))
+  t.same(Object.keys(queues), ['jobs', 'jobs+audit'], 'no phantom queue from mem_count')
+  t.equal(queues.jobs!.mem_count, 2)
+  t.equal(queues['jobs+audit']!.fanout_parent, 'jobs')
+  t.equal(queues.jobs!.fanout_parent, undefined)
+})

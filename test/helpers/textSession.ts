@@ -118,12 +118,19 @@ export class MemorySession implements Session {
     done(null)
   }
 
-  stats(): Array<[string, string]> {
+  stats(): Array<Array<[string, string]>> {
     return [
-      ['pid', '1234'],
-      ['version', '9.9.9'],
-      ...[...this.store.queues].map(([q, items]): [string, string] => [`queue_${q}_items`, String(items.length)]),
+      [
+        ['pid', '1234'],
+        ['version', '9.9.9'],
+        ...[...this.store.queues].map(([q, items]): [string, string] => [`queue_${q}_items`, String(items.length)]),
+      ],
     ]
+  }
+
+  resets = 0
+  resetStats(): void {
+    this.resets++
   }
 
   queueStats(queue: string): Array<[string, string]> | null {
@@ -148,10 +155,10 @@ export class MemorySession implements Session {
     return ['PLAIN']
   }
 
-  authenticate(mechanism: string, payload: Buffer): boolean {
+  authenticate(mechanism: string, payload: Buffer, done: (ok: boolean, close: boolean) => void): void {
     this.store.authPayloads.push(Buffer.from(payload))
     this.authenticated = mechanism === 'PLAIN' && payload.equals(Buffer.from('\0alice\0secret'))
-    return this.authenticated
+    done(this.authenticated, false)
   }
 
   countBytes(): void {}
@@ -187,7 +194,14 @@ export async function startTextServer(
     const session = new MemorySession(store, options.session)
     sessions.push(session)
     const outbox = new Outbox(socket, { maxPendingBytes: 1024 * 1024, maxPendingSlots: 1000 })
-    const handler = new TextHandler(session, outbox, limits, { end: () => socket.end() })
+    const handler: TextHandler = new TextHandler(session, outbox, limits, {
+      end: () => socket.end(),
+      resume: () =>
+        setImmediate(() => {
+          handler.pump()
+          if (handler.accepting) socket.resume()
+        }),
+    })
     socket.on('data', (chunk: Buffer) => {
       handler.feed(chunk)
       if (!handler.accepting) socket.pause()

@@ -37,7 +37,7 @@ t.test('disk full: SERVER_ERROR, gets keep working, one log line, recovery when 
     removeDir(mnt)
   })
   const spool = join(mnt, 'spool')
-  mkdirSync(spool)
+  mkdirSync(spool, { mode: 0o700 }) // private, as the server would create it (else a warning is logged)
   const ballast = join(mnt, 'ballast')
   writeFileSync(ballast, Buffer.alloc(1024 * 1024))
   const s = await startServer({ spool })

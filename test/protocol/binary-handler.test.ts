@@ -65,13 +65,20 @@ class MemorySession implements Session {
   flushAll(done: Done): void {
     done(null)
   }
-  stats(): Array<[string, string]> {
+  stats(): Array<Array<[string, string]>> {
     return [
-      ['pid', '1234'],
-      ['version', '9.9.9'],
-      ...[...MemorySession.queues].map(([q, items]): [string, string] => [`queue_${q}_items`, String(items.length)]),
+      [
+        ['pid', '1234'],
+        ['version', '9.9.9'],
+        ...[...MemorySession.queues].map(([q, items]): [string, string] => [`queue_${q}_items`, String(items.length)]),
+      ],
     ]
   }
+  resets = 0
+  resetStats(): void {
+    this.resets++
+  }
+
   queueStats(queue: string): Array<[string, string]> | null {
     const items = MemorySession.queues.get(queue)
     return items ? [[`queue_${queue}_items`, String(items.length)]] : null
@@ -86,12 +93,12 @@ class MemorySession implements Session {
   saslMechanisms(): string[] {
     return ['PLAIN']
   }
-  authenticate(mechanism: string, payload: Buffer): boolean {
+  authenticate(mechanism: string, payload: Buffer, done: (ok: boolean, close: boolean) => void): void {
     // RFC 4616: [authzid] NUL authcid NUL passwd (libsasl2 sends authzid = authcid).
     const [authzid, authcid, password] = payload.toString('latin1').split('\0')
     const ok = mechanism === 'PLAIN' && (authzid === '' || authzid === authcid) && authcid === 'alice' && password === 'secret'
     if (ok) this.authenticated = true
-    return ok
+    done(ok, false)
   }
   countBytes(): void {}
   close(): void {
@@ -114,6 +121,7 @@ function serve(socket: Socket, session: Session, maxPendingSlots: number): void 
   const outbox = new Outbox(socket, { maxPendingBytes: 1 << 20, maxPendingSlots }, () => setImmediate(resume))
   handler = new BinaryHandler(session, outbox, { maxItemSize: MAX_ITEM, maxKeyLength: 250, maxLineLength: 2048 }, {
     end: () => socket.end(),
+    resume: () => setImmediate(resume),
   })
   socket.on('data', (chunk: Buffer) => {
     handler.feed(chunk)
@@ -366,7 +374,8 @@ t.test('malformed frames: one error, then the connection closes', async (t) => {
     ['text mid-stream', Buffer.from('get foo\r\n'), 0x04],
     ['key longer than body', frame({ opcode: op.GET, key: 'abcdef', bodyLength: 3 }), 0x04],
     ['wrong extras length', frame({ opcode: op.SET, key: 'k', extras: u32s(1), value: 'v' }), 0x04],
-    ['body over the limit', frame({ opcode: op.SET, key: 'k', extras: u32s(0, 0), bodyLength: MAX_ITEM + 65536 + 1 }), 0x03],
+    ['body over the skip bound', frame({ opcode: op.SET, key: 'k', extras: u32s(0, 0), bodyLength: 64 * 1024 * 1024 + 1 }), 0x03],
+    ['buffered body over the frame limit', frame({ opcode: op.SASL_AUTH, key: 'PLAIN', bodyLength: MAX_ITEM + 65536 + 1 }), 0x03],
   ]
   for (const [name, bytes, status] of cases) {
     const c = await client()

@@ -13,6 +13,7 @@ import { StarlingError } from '../errors.js'
 import type { QueueJournal, ReplayResult } from '../journal/types.js'
 import type { QueueReadOptions } from './requests.js'
 import { Consumer, type ConsumerHost } from './consumer.js'
+import { holdUntil } from './heldReply.js'
 import { isExpired, type QueueItem } from './item.js'
 import { Waiter, WaitQueue } from './waitQueue.js'
 
@@ -77,8 +78,9 @@ export class PersistentQueue implements ConsumerHost {
   totalItems = 0
   expiredItems = 0
   discardedItems = 0
-  /** ms the last dequeued item had waited in the queue. */
-  lastAgeMs = 0
+  /** Items handed to readers (gets and opens; an aborted item counts again when re-read). */
+  dequeuedItems = 0
+  lastAgeMs = 0 // ms the last dequeued item had waited in the queue
 
   constructor(
     readonly name: string,
@@ -215,7 +217,7 @@ export class PersistentQueue implements ConsumerHost {
    */
   get(consumer: Consumer, options: QueueReadOptions, done: ItemCallback): void {
     if (this.closed) return done(null, null)
-    if (options.close) this.confirmOpenRead(consumer)
+    if (options.close) done = this.confirmOpenRead(consumer, done)
     if (options.abort) {
       this.abortOpenRead(consumer)
       return done(null, null)
@@ -276,6 +278,7 @@ export class PersistentQueue implements ConsumerHost {
 
   private deliver(item: QueueItem, consumer: Consumer, open: boolean, done: ItemCallback): void {
     this.events.got(true)
+    this.dequeuedItems++
     this.lastAgeMs = Math.max(0, Date.now() - item.addedAt)
     if (open) {
       if (consumer.isReleased) {
@@ -292,12 +295,12 @@ export class PersistentQueue implements ConsumerHost {
     this.journal.remove(item.seq, () => done(null, item))
   }
 
-  private confirmOpenRead(consumer: Consumer): void {
+  private confirmOpenRead(consumer: Consumer, done: ItemCallback): ItemCallback {
     const item = consumer.openReads.get(this)
-    if (!item) return
+    if (!item) return done
     consumer.openReads.delete(this)
     this.openItems.delete(item.seq)
-    this.journal.remove(item.seq)
+    return holdUntil(done, (release) => this.journal.remove(item.seq, release))
   }
 
   /** Put the consumer's open read back at its place (ahead of newer items). */
@@ -389,9 +392,7 @@ export class PersistentQueue implements ConsumerHost {
     if (!this.readingBehind) return false
     const budget = Math.max(READ_BEHIND_BATCH_MIN, Math.floor(this.settings.maxMemorySize / 4))
     const batch = this.journal.readBehind(budget, this.lastWrittenSeq)
-    for (const item of batch) {
-      this.pushMemFromDisk(item)
-    }
+    for (const item of batch) this.pushMemFromDisk(item)
     if (batch.length === 0 || this.diskItems <= 0) {
       // Caught up: let the journal see an empty read, then keep new items in memory again.
       if (batch.length > 0) {

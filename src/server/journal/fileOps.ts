@@ -79,9 +79,18 @@ export function writeFully(fd: number, buf: Buffer, length: number, position: nu
   }
 }
 
+/** Told how long each journal fdatasync took, in seconds (the metrics histogram); none = no timing. */
+let fsyncObserver: ((seconds: number) => void) | undefined
+
+export function setFsyncObserver(fn: ((seconds: number) => void) | undefined): void {
+  fsyncObserver = fn
+}
+
 export function fdatasyncNow(fd: number, path?: string): void {
   check('fsync', path)
+  const started = fsyncObserver ? performance.now() : 0
   fs.fdatasyncSync(fd)
+  fsyncObserver?.((performance.now() - started) / 1000)
 }
 
 export function fdatasyncAsync(fd: number, path: string | undefined, cb: (err: Error | null) => void): void {
@@ -90,7 +99,13 @@ export function fdatasyncAsync(fd: number, path: string | undefined, cb: (err: E
     setImmediate(cb, err)
     return
   }
-  fs.fdatasync(fd, cb)
+  const observer = fsyncObserver
+  if (!observer) return fs.fdatasync(fd, cb)
+  const started = performance.now()
+  fs.fdatasync(fd, (e) => {
+    observer((performance.now() - started) / 1000)
+    cb(e)
+  })
 }
 
 export function ftruncateNow(fd: number, length: number, path?: string): void {
@@ -98,9 +113,14 @@ export function ftruncateNow(fd: number, length: number, path?: string): void {
   fs.ftruncateSync(fd, length)
 }
 
+/** Files the journal creates are private (0600), whatever the umask: they hold the payloads. */
+export const JOURNAL_FILE_MODE = 0o600
+
 export function openNow(path: string, flags: string): number {
   check('open', path)
-  return fs.openSync(path, flags)
+  const fd = fs.openSync(path, flags, JOURNAL_FILE_MODE)
+  if (flags.startsWith('w')) fs.fchmodSync(fd, JOURNAL_FILE_MODE)
+  return fd
 }
 
 export function renameNow(from: string, to: string): void {

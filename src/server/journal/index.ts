@@ -23,7 +23,7 @@ import type { JournalFactory, JournalOptions, QueueJournal, ReplayResult } from 
 export type { JournalLogger } from './replay.js'
 export { FileQueueJournal } from './queueJournal.js'
 export { encodeQueueName, decodeQueueName, queueFileName } from './format.js'
-export { setFaultInjector, FAILPOINTS, type FaultInjector, type FaultContext, type FailpointName } from './fileOps.js'
+export { setFaultInjector, setFsyncObserver, FAILPOINTS, type FaultInjector, type FaultContext, type FailpointName } from './fileOps.js'
 export * from './types.js'
 
 async function listQueues(dir: string, logger: JournalLogger): Promise<string[]> {
@@ -82,7 +82,7 @@ export function createJournalFactory(options: JournalFactoryOptions = {}): Journ
     listQueues: (dir) => listQueues(dir, logger),
     async open(o: JournalOptions): Promise<{ journal: QueueJournal; replay: ReplayResult }> {
       const started = performance.now()
-      fs.mkdirSync(o.dir, { recursive: true })
+      fs.mkdirSync(o.dir, { recursive: true, mode: 0o700 })
       const encoded = encodeQueueName(o.queue)
       const state = replaySegments(o.dir, encoded, o.queue, logger)
       const journal = new FileQueueJournal(

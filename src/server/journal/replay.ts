@@ -47,7 +47,7 @@ import { CarriedItems, SegmentLive } from './liveIndex.js'
 import { CHUNK_BYTES, ChunkReader, createSegment, forEachRecord, listSegments, type Segment } from './segment.js'
 
 /** For callers that want no journal logs (tests, tools). */
-export const silentLogger: EventLogger = { info() {}, warn() {}, error() {} }
+export const silentLogger: EventLogger = { debug() {}, info() {}, warn() {}, error() {} }
 
 /** Old name, kept only for journal/index.ts until it becomes a plain barrel (issue 14 item 6). */
 export type JournalLogger = EventLogger
@@ -287,7 +287,7 @@ export function replaySegments(dir: string, encoded: string, queue: string, logg
         const copy = Buffer.allocUnsafe(cut)
         fs.readSync(fd, copy, 0, cut, good)
         const to = corruptName(path)
-        fs.writeFileSync(to, copy)
+        fs.writeFileSync(to, copy, { mode: 0o600 })
         logger.warn({ queue, file: path, offset: good, bytes: cut, savedTo: to }, 'journal corrupt in the middle: segment cut at the first bad record, later segments still replayed')
       } else {
         logger.warn({ queue, file: path, offset: good, bytes: cut }, 'journal torn/corrupt tail cut off at the last good record')

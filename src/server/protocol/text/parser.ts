@@ -144,7 +144,7 @@ function parseStorage(
     return failure(lineLength, badCommandLine(), { discard: bytes + 2 })
   }
   const total = lineLength + bytes + 2
-  if (end - start < total) return { kind: 'incomplete', expectBytes: total }
+  if (end - start < total) return { kind: 'incomplete', expectBytes: total, headerBytes: lineLength, noreply }
   const dataStart = start + lineLength
   const dataEnd = dataStart + bytes
   if (buf[dataEnd] !== CR || buf[dataEnd + 1] !== LF) {
