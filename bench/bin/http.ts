@@ -20,7 +20,6 @@ import { OUR_SERVER as SERVER_MAIN } from '../harness/peers.js'
 import { cpuSeconds } from '../harness/procfs.js'
 import { MemcacheTextClient } from '../protocols/memcacheText.js'
 
-
 const { values: args } = parseArgs({
   options: {
     n: { type: 'string', default: '20000' },
