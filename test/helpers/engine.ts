@@ -82,6 +82,7 @@ export function memoryLogger(): EventLogger & { lines: Array<{ level: string; ob
   const lines: Array<{ level: string; obj: object; msg?: string }> = []
   return {
     lines,
+    debug: (obj, msg) => lines.push({ level: 'debug', obj, msg }),
     info: (obj, msg) => lines.push({ level: 'info', obj, msg }),
     warn: (obj, msg) => lines.push({ level: 'warn', obj, msg }),
     error: (obj, msg) => lines.push({ level: 'error', obj, msg }),

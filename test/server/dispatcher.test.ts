@@ -104,10 +104,20 @@ t.test('shutdown only when enabled; verbosity and byte counts reach the server',
   t.equal(s.version(), '9.9.9')
 })
 
+/** authenticate() as a promise: `ok`, and whether the connection must now be closed. */
+const login = (s: Session, mechanism: string, payload: Buffer) =>
+  new Promise<{ ok: boolean; close: boolean }>((resolve) => s.authenticate(mechanism, payload, (ok, close) => resolve({ ok, close })))
+
+const matches = (stored: string, given: string) => new Promise<boolean>((resolve) => passwordMatches(stored, given, resolve))
+
 t.test('SASL PLAIN: plain and scrypt passwords, one session at a time', async (t) => {
   const salt = randomBytes(16)
   const hash = scryptSync('s3cret', salt, 32)
-  const auth: AuthConfig = { users: { alice: 'plain-pw', bob: `scrypt$${salt.toString('hex')}$${hash.toString('hex')}` }, allowTextUnauthenticated: false }
+  const auth: AuthConfig = {
+    users: { alice: 'plain-pw', bob: `scrypt$${salt.toString('hex')}$${hash.toString('hex')}` },
+    allowTextUnauthenticated: false,
+    maxLoginFailures: 10,
+  }
   const { dispatcher } = await dispatcherFor(t, { auth })
   const plain = (user: string, pw: string) => Buffer.from(`\0${user}\0${pw}`)
   const s = dispatcher.createSession()
@@ -115,17 +125,17 @@ t.test('SASL PLAIN: plain and scrypt passwords, one session at a time', async (t
   t.equal(s.authenticated, false)
   t.equal(s.textAllowedUnauthenticated, false)
   t.same(s.saslMechanisms(), ['PLAIN'])
-  t.equal(s.authenticate('PLAIN', plain('alice', 'wrong')), false)
-  t.equal(s.authenticate('CRAM-MD5', plain('alice', 'plain-pw')), false, 'only PLAIN')
-  t.equal(s.authenticate('PLAIN', Buffer.from('alice plain-pw')), false, 'malformed payload')
-  t.equal(s.authenticate('PLAIN', plain('nobody', 'x')), false)
-  t.equal(s.authenticate('PLAIN', plain('toString', 'x')), false, 'no inherited property is a user')
-  t.equal(s.authenticate('plain', plain('alice', 'plain-pw')), true)
+  t.same(await login(s, 'PLAIN', plain('alice', 'wrong')), { ok: false, close: false })
+  t.equal((await login(s, 'CRAM-MD5', plain('alice', 'plain-pw'))).ok, false, 'only PLAIN')
+  t.equal((await login(s, 'PLAIN', Buffer.from('alice plain-pw'))).ok, false, 'malformed payload')
+  t.equal((await login(s, 'PLAIN', plain('nobody', 'x'))).ok, false)
+  t.equal((await login(s, 'PLAIN', plain('toString', 'x'))).ok, false, 'no inherited property is a user')
+  t.same(await login(s, 'plain', plain('alice', 'plain-pw')), { ok: true, close: false })
   t.equal(s.authenticated, true)
   const other = dispatcher.createSession()
   t.equal(other.authenticated, false, 'authentication belongs to one session')
-  t.equal(other.authenticate('PLAIN', plain('bob', 's3cret')), true, 'scrypt hash')
-  t.equal(other.authenticate('PLAIN', plain('bob', 's3cre')), false, 'a later failure signs the session out')
+  t.equal((await login(other, 'PLAIN', plain('bob', 's3cret'))).ok, true, 'scrypt hash')
+  t.equal((await login(other, 'PLAIN', plain('bob', 's3cre'))).ok, false, 'a later failure signs the session out')
   t.equal(other.authenticated, false)
 
   const open = (await dispatcherFor(t)).dispatcher.createSession()
@@ -133,9 +143,18 @@ t.test('SASL PLAIN: plain and scrypt passwords, one session at a time', async (t
   t.equal(open.authenticated, true, 'no auth configured: every session is in')
 })
 
+t.test('auth.max_login_failures: the failure that reaches it says close the connection', async (t) => {
+  const auth: AuthConfig = { users: { alice: 'pw' }, allowTextUnauthenticated: false, maxLoginFailures: 2 }
+  const { dispatcher } = await dispatcherFor(t, { auth })
+  const s = dispatcher.createSession()
+  const wrong = Buffer.from('\0alice\0nope')
+  t.same(await login(s, 'PLAIN', wrong), { ok: false, close: false })
+  t.same(await login(s, 'PLAIN', wrong), { ok: false, close: true })
+})
+
 t.test('passwordMatches', async (t) => {
-  t.equal(passwordMatches('pw', 'pw'), true)
-  t.equal(passwordMatches('pw', 'pw2'), false)
-  t.equal(passwordMatches('pw', ''), false)
-  t.equal(passwordMatches('scrypt$00$', 'x'), false, 'an empty hash never matches')
+  t.equal(await matches('pw', 'pw'), true)
+  t.equal(await matches('pw', 'pw2'), false)
+  t.equal(await matches('pw', ''), false)
+  t.equal(await matches('scrypt$00$', 'x'), false, 'an empty hash never matches')
 })
