@@ -1,7 +1,6 @@
 export { StarlingClient } from './client.js'
-export type { StarlingClientOptions, SetOptions, ReadOptions, GetOptions, OpenOptions, ReliableItem } from './client.js'
+export type { StarlingClientOptions, SetOptions, ReadOptions, WaitOptions, GetOptions, OpenOptions, ReliableItem, PollHandler, PollOptions } from './types.js'
 export { Poller } from './poller.js'
-export type { PollHandler, PollOptions } from './poller.js'
 export { StarlingClientError, ConnectionError, ServerError, TimeoutError } from './errors.js'
 export type { ClientErrorCode } from './errors.js'
 export { SERIALIZER_FLAGS, raw, json, yaml, SerializerRegistry } from './serializers.js'

@@ -7,25 +7,9 @@
  * `idleTimeoutMs`, then looks again from the top. stop() — or one of `stopOnSignals`, SIGTERM by
  * default — ends the waits at once and resolves when the items in flight are finished.
  */
-import type { ReadOptions, ReliableItem, StarlingClient } from './client.js'
 import { ConnectionError } from './errors.js'
-
-export type PollHandler<T> = (value: T, item: ReliableItem<T>) => unknown
-
-export interface PollOptions extends ReadOptions {
-  /** Items handled at once (default 1). */
-  concurrency?: number
-  /** How long one server-side wait lasts when every queue is empty, ms (default 1000). */
-  idleTimeoutMs?: number
-  /** End each worker when a whole idle wait brings nothing (for batch jobs). Default false. */
-  stopWhenIdle?: boolean
-  /** Stop when this signal aborts. */
-  signal?: AbortSignal
-  /** Process signals that stop the poller gracefully (default ['SIGTERM']; [] for none). */
-  stopOnSignals?: NodeJS.Signals[]
-  /** Called with handler errors (and the item, handed back) and connection errors. Default: stderr. */
-  onError?: (err: unknown, item?: ReliableItem<unknown>) => void
-}
+import { pause } from './pause.js'
+import type { OpenAnySource, PollHandler, PollOptions, ReliableItem } from './types.js'
 
 export class Poller<T = unknown> {
   /** Items whose handler resolved and that were confirmed. */
@@ -44,7 +28,7 @@ export class Poller<T = unknown> {
   private readonly onError: (err: unknown, item?: ReliableItem<unknown>) => void
 
   constructor(
-    private readonly client: StarlingClient,
+    private readonly client: OpenAnySource,
     private readonly queues: readonly string[],
     private readonly handler: PollHandler<T>,
     private readonly options: PollOptions = {},
@@ -122,16 +106,4 @@ export class Poller<T = unknown> {
       this.onError(err, item as ReliableItem<unknown>)
     }
   }
-}
-
-function pause(ms: number, signal: AbortSignal): Promise<void> {
-  return new Promise((resolve) => {
-    const timer = setTimeout(done, ms)
-    function done(): void {
-      clearTimeout(timer)
-      signal.removeEventListener('abort', done)
-      resolve()
-    }
-    signal.addEventListener('abort', done, { once: true })
-  })
 }

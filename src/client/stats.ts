@@ -38,9 +38,9 @@ export function parseStats(pairs: ReadonlyArray<readonly [string, string]>): Ser
 /**
  * Group `queue_<q>_<field>` entries by queue. Queue names may contain `_`, so names are not split
  * on it. The server sends each queue's fields together, `queue_<q>_items` then
- * `queue_<q>_total_items` first (DESIGN §7): a `queue_<x>_items` entry followed by
- * `queue_<x>_total_items` starts queue `<x>`; any other `queue_` entry belongs to the queue being
- * read if it continues that queue's prefix.
+ * `queue_<q>_total_items` first (docs/architecture.md, "Stats"): a `queue_<x>_items` entry
+ * followed by `queue_<x>_total_items` starts queue `<x>`; any other `queue_` entry belongs to the
+ * queue being read if it continues that queue's prefix.
  */
 export function queueStats(stats: ServerStats): Record<string, QueueStats> {
   const queues: Record<string, QueueStats> = {}

@@ -215,7 +215,7 @@ export async function runCli(argv: string[]): Promise<number> {
     const at = await server.start()
     dropPrivileges(config)
     log.info(
-      { host: at.host, port: at.port, tlsPort: at.tlsPort, spool: server.settings.queuePath, config: flags.config ? resolvePath(flags.config) : null, version: VERSION },
+      { host: at.host, port: at.port, tlsPort: at.tlsPort, httpPort: at.httpPort, spool: server.settings.queuePath, config: flags.config ? resolvePath(flags.config) : null, version: VERSION },
       'listening',
     )
     if (flags.daemonized) signalReady()

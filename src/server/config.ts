@@ -46,6 +46,25 @@ export interface TlsConfig {
   requireClientCert: boolean
 }
 
+/** The HTTP gateway, metrics and dashboard (off unless `http:` is set). */
+export interface HttpConfig {
+  port: number
+  /** Listen address; null = the server's host. */
+  host: string | null
+  /** Serve HTTPS with the certificate of `tls:`. */
+  tls: boolean
+  /** An open read not closed or aborted within this long goes back to the queue. */
+  openTimeoutMs: number
+  /** Open reads (receipts) one user may hold at once, waiting opens included. */
+  maxOpenReceipts: number
+  /** A client must send its request headers within this long. */
+  headerTimeoutMs: number
+  /** ... and the whole request, body included, within this long. */
+  maxBodyWaitMs: number
+  /** An idle keep-alive connection is closed after this long. */
+  keepAliveTimeoutMs: number
+}
+
 export interface ServerConfig {
   host: string
   port: number
@@ -67,6 +86,8 @@ export interface ServerConfig {
   /** Stop reading a connection while this many reply bytes wait for it, or this many replies. */
   maxOutputBytes: number
   maxPendingReplies: number
+  /** All connections' partially received request frames together (see protocol/inputBudget.ts); 0 = unlimited. */
+  maxInputBytes: number
   /** All queues' in-memory payload together; past it new items stay on disk. */
   maxMemoryTotal: number
   enableFlushAll: boolean
@@ -76,7 +97,18 @@ export interface ServerConfig {
   queues: Record<string, Partial<QueueSettings>>
   auth: AuthConfig | null
   tls: TlsConfig | null
+  http: HttpConfig | null
 }
+
+export const DEFAULT_HTTP: Readonly<Omit<HttpConfig, 'port'>> = Object.freeze({
+  host: null,
+  tls: false,
+  openTimeoutMs: 30_000,
+  maxOpenReceipts: 1000,
+  headerTimeoutMs: 10_000,
+  maxBodyWaitMs: 30_000,
+  keepAliveTimeoutMs: 5_000,
+})
 
 export const DEFAULT_QUEUE_SETTINGS: Readonly<QueueSettings> = Object.freeze({
   maxItems: 0,
@@ -109,6 +141,7 @@ export function defaultConfig(): ServerConfig {
     maxConnections: 10_000,
     maxOutputBytes: 4 * MiB,
     maxPendingReplies: 256,
+    maxInputBytes: 64 * MiB,
     maxMemoryTotal: 512 * MiB,
     enableFlushAll: false,
     enableShutdown: false,
@@ -116,6 +149,7 @@ export function defaultConfig(): ServerConfig {
     queues: {},
     auth: null,
     tls: null,
+    http: null,
   }
 }
 
@@ -252,6 +286,29 @@ function parseTls(raw: unknown): TlsConfig {
   return tls as TlsConfig
 }
 
+const HTTP_SECONDS: Record<string, 'openTimeoutMs' | 'headerTimeoutMs' | 'maxBodyWaitMs' | 'keepAliveTimeoutMs'> = {
+  open_timeout: 'openTimeoutMs',
+  header_timeout: 'headerTimeoutMs',
+  max_body_wait: 'maxBodyWaitMs',
+  keep_alive_timeout: 'keepAliveTimeoutMs',
+}
+
+function parseHttp(raw: unknown): HttpConfig {
+  if (!isPlainObject(raw)) throw new ConfigError('config key starling.http must be a map')
+  const http: Partial<HttpConfig> = { ...DEFAULT_HTTP }
+  for (const [k, v] of Object.entries(raw)) {
+    const key = `starling.http.${k}`
+    if (k === 'port') http.port = int(key, v, 0, 65535)
+    else if (k === 'host') http.host = str(key, v)
+    else if (k === 'tls') http.tls = bool(key, v)
+    else if (k === 'max_open_receipts') http.maxOpenReceipts = int(key, v, 1)
+    else if (HTTP_SECONDS[k]) http[HTTP_SECONDS[k]!] = int(key, v, 1, 86_400) * 1000
+    else throw new ConfigError(`unknown config key ${key}`)
+  }
+  if (http.port === undefined) throw new ConfigError('config key starling.http.port is required')
+  return http as HttpConfig
+}
+
 /** Server-wide keys. Starling's own names first, then this project's. */
 const SERVER_KEYS: Record<string, (key: string, v: unknown, c: ServerConfig) => void> = {
   port: (k, v, c) => (c.port = int(k, v, 0, 65535)),
@@ -271,11 +328,13 @@ const SERVER_KEYS: Record<string, (key: string, v: unknown, c: ServerConfig) => 
   max_connections: (k, v, c) => (c.maxConnections = int(k, v, 1)),
   max_output_bytes: (k, v, c) => (c.maxOutputBytes = Math.max(65536, size(k, v))),
   max_pending_replies: (k, v, c) => (c.maxPendingReplies = int(k, v, 1)),
+  max_input_bytes: (k, v, c) => (c.maxInputBytes = size(k, v)),
   max_memory_total: (k, v, c) => (c.maxMemoryTotal = size(k, v)),
   enable_flush_all: (k, v, c) => (c.enableFlushAll = bool(k, v)),
   enable_shutdown: (k, v, c) => (c.enableShutdown = bool(k, v)),
   auth: (_k, v, c) => (c.auth = parseAuth(section(v))),
   tls: (_k, v, c) => (c.tls = parseTls(section(v))),
+  http: (_k, v, c) => (c.http = parseHttp(section(v))),
   queues: (k, v, c) => {
     v = section(v)
     if (!isPlainObject(v)) throw new ConfigError(`config key ${k} must be a map of queue name: settings`)
@@ -301,11 +360,18 @@ export function applyConfigDocument(config: ServerConfig, doc: unknown): ServerC
     else if (queue) queue(key, v, config.queueDefaults)
     else throw new ConfigError(`unknown config key ${key}`)
   }
+  if (config.http?.tls && !config.tls) throw new ConfigError('config key starling.http.tls needs starling.tls (its certificate)')
   // The protocol's item limit is the largest any queue accepts.
   config.maxItemSize = Math.max(
     config.queueDefaults.maxItemSize,
     ...Object.values(config.queues).map((q) => q.maxItemSize ?? 0),
   )
+  // Below this, a largest item that arrives in pieces could never fit the budget.
+  if (config.maxInputBytes !== 0 && config.maxInputBytes < 2 * config.maxItemSize) {
+    throw new ConfigError(
+      `config key starling.max_input_bytes (${config.maxInputBytes}) must be 0 (unlimited) or at least twice max_item_size (${config.maxItemSize})`,
+    )
+  }
   return config
 }
 

@@ -7,6 +7,7 @@
 import type { Socket } from 'node:net'
 import type { Dispatcher, Session } from './dispatcher.js'
 import type { ProtocolHandler, ProtocolLimits } from './protocol/handler.js'
+import type { InputBudget } from './protocol/inputBudget.js'
 import { Outbox, type OutboxLimits } from './protocol/outbox.js'
 import { BinaryHandler } from './protocol/binary/handler.js'
 import { TextHandler } from './protocol/text/handler.js'
@@ -18,6 +19,8 @@ export interface ConnectionOptions {
   outbox: OutboxLimits
   /** Close after this long without input (while nothing is in flight); 0 = never. */
   idleTimeoutMs: number
+  /** Shared by every connection: bytes of partially received frames (max_input_bytes). */
+  inputBudget?: InputBudget
 }
 
 export class Connection {
@@ -41,24 +44,25 @@ export class Connection {
     this.outbox = new Outbox(socket, options.outbox, (bytes) => {
       this.session.countBytes(0, bytes)
       if (this.idleDeferred && this.outbox.pendingSlots === 0) this.armIdleTimer()
-      // Never parse more input from inside a write: that would re-enter the handler mid-command.
-      if (this.paused && !this.resumeScheduled) {
-        this.resumeScheduled = true
-        setImmediate(() => {
-          this.resumeScheduled = false
-          this.maybeResume()
-        })
-      }
+      if (this.paused) this.scheduleResume()
     })
     socket.setNoDelay(true)
     socket.on('data', (chunk: Buffer) => this.onData(chunk))
-    socket.on('drain', () => this.maybeResume())
+    socket.on('drain', () => {
+      this.outbox.drained()
+      this.maybeResume()
+    })
     socket.on('error', () => socket.destroy())
     socket.on('close', () => this.cleanup())
     if (options.idleTimeoutMs > 0) {
       socket.on('timeout', () => this.onIdle())
       this.armIdleTimer()
     }
+  }
+
+  /** The protocol this connection speaks, once its first byte has arrived (metrics, at scrape time). */
+  get protocol(): 'text' | 'binary' | 'pending' {
+    return this.handler === null ? 'pending' : this.handler instanceof BinaryHandler ? 'binary' : 'text'
   }
 
   /** Idle means nothing in flight: a client waiting on a blocking get is not idle. */
@@ -74,7 +78,6 @@ export class Connection {
   }
 
   private onData(chunk: Buffer): void {
-    this.session.countBytes(chunk.length, 0)
     if (!this.handler) this.handler = this.createHandler(chunk[0] === BINARY_MAGIC_REQUEST)
     this.handler.feed(chunk)
     if (!this.handler.accepting && !this.closed) {
@@ -83,11 +86,21 @@ export class Connection {
     }
   }
 
+  /** Never parse more input from inside a write or a callback: that would re-enter the handler. */
+  private scheduleResume(): void {
+    if (this.resumeScheduled) return
+    this.resumeScheduled = true
+    setImmediate(() => {
+      this.resumeScheduled = false
+      this.maybeResume()
+    })
+  }
+
   private createHandler(binary: boolean): ProtocolHandler {
-    const control = { end: () => this.end() }
+    const control = { end: () => this.end(), resume: () => this.scheduleResume() }
     return binary
-      ? new BinaryHandler(this.session, this.outbox, this.options.limits, control)
-      : new TextHandler(this.session, this.outbox, this.options.limits, control)
+      ? new BinaryHandler(this.session, this.outbox, this.options.limits, control, this.options.inputBudget)
+      : new TextHandler(this.session, this.outbox, this.options.limits, control, this.options.inputBudget)
   }
 
   private maybeResume(): void {

@@ -11,9 +11,9 @@ import type { AuthConfig } from './config.js'
 import { Consumer } from './engine/consumer.js'
 import { expiresAtFromExptime } from './engine/item.js'
 import type { QueueCollection } from './engine/queueCollection.js'
+import type { QueueReadOptions } from './engine/requests.js'
 import { StarlingError } from './errors.js'
-import type { GetOptions } from './protocol/keyOptions.js'
-import { queueStatPairs, resetCounters, statPairs, type StatsSources } from './stats.js'
+import { queueStatPairs, resetCounters, takeSnapshot, type StatBatches, type StatsSources } from './stats.js'
 
 export interface DeliveredItem {
   data: Buffer
@@ -33,15 +33,18 @@ export interface Session {
    * session copies what it keeps. `exptime` is memcached's: 0 never, <= 30 days relative seconds, else Unix time, < 0 expired. */
   set(queue: string, flags: number, exptime: number, data: Buffer, done: Done): void
   /** Dequeue (or peek/open/close/abort, per options). `null` item = empty (after waiting, if asked). */
-  get(queue: string, options: GetOptions, done: GetDone): void
+  get(queue: string, options: QueueReadOptions, done: GetDone): void
   /** Drop the queue, its items and its journal. `existed` false = NOT_FOUND. */
   delete(queue: string, done: (err: StarlingError | null, existed: boolean) => void): void
   /** Discard the queue's items, keep the queue. */
   flush(queue: string, done: Done): void
   /** Starling compatibility: clears every queue only when enabled in config, else a no-op. */
   flushAll(done: Done): void
-  /** Ordered `[name, value]` pairs: server fields then per-queue fields (DESIGN §7). */
-  stats(): Array<[string, string]>
+  /**
+   * Ordered `[name, value]` pairs, server fields then per-queue fields (DESIGN §7), in batches: the
+   * numbers are taken at the call, the text is made as the batches are read.
+   */
+  stats(): StatBatches
   /** `stats reset`: zero the server's resettable counters (memcached's set). */
   resetStats(): void
   /** Per-queue subset for `stats <queue>` / binary STAT with a key; `null` if no such queue. */
@@ -111,71 +114,72 @@ class DispatcherSession implements Session {
   private authed = false
   private closed = false
 
-  constructor(private readonly o: DispatcherOptions) {}
+  /** `server`: what every session of the server shares (queues, stats, auth, settings). */
+  constructor(private readonly server: DispatcherOptions) {}
 
   set(queue: string, flags: number, exptime: number, data: Buffer, done: Done): void {
     if (this.closed) return done(new StarlingError('SHUTTING_DOWN', 'connection closed'))
-    this.o.collection.set(queue, data, flags >>> 0, expiresAtFromExptime(exptime, Date.now()), done)
+    this.server.collection.set(queue, data, flags >>> 0, expiresAtFromExptime(exptime, Date.now()), done)
   }
 
-  get(queue: string, options: GetOptions, done: GetDone): void {
+  get(queue: string, options: QueueReadOptions, done: GetDone): void {
     if (this.closed) return done(null, null)
-    this.o.collection.get(queue, this.consumer, options, (err, item) => {
+    this.server.collection.get(queue, this.consumer, options, (err, item) => {
       if (err || !item) return done(err, null)
       done(null, { data: item.data, flags: item.flags, cas: item.seq, expiresAt: item.expiresAt })
     })
   }
 
   delete(queue: string, done: (err: StarlingError | null, existed: boolean) => void): void {
-    this.o.collection.delete(queue, done)
+    this.server.collection.delete(queue, done)
   }
 
   flush(queue: string, done: Done): void {
-    this.o.collection.flush(queue, done)
+    this.server.collection.flush(queue, done)
   }
 
   flushAll(done: Done): void {
-    if (!this.o.enableFlushAll) return done(null)
-    this.o.collection.flushAll(done)
+    if (!this.server.enableFlushAll) return done(null)
+    this.server.collection.flushAll(done)
   }
 
-  stats(): Array<[string, string]> {
-    return statPairs(this.o.stats)
+  stats(): StatBatches {
+    return takeSnapshot(this.server.stats)
   }
 
   resetStats(): void {
-    resetCounters(this.o.stats)
+    resetCounters(this.server.stats)
   }
 
   queueStats(queue: string): Array<[string, string]> | null {
-    const q = this.o.collection.peekQueue(queue)
+    const q = this.server.collection.peekQueue(queue)
     return q ? queueStatPairs(q) : null
   }
 
   version(): string {
-    return this.o.version
+    return this.server.version
   }
 
   verbosity(level: number): void {
-    this.o.setVerbosity(level)
+    this.server.setVerbosity(level)
   }
 
   shutdown(): boolean {
-    if (!this.o.enableShutdown) return false
-    setImmediate(this.o.requestShutdown)
+    if (!this.server.enableShutdown) return false
+    setImmediate(this.server.requestShutdown)
     return true
   }
 
   get authRequired(): boolean {
-    return this.o.auth !== null
+    return this.server.auth !== null
   }
 
   get authenticated(): boolean {
-    return this.o.auth === null || this.authed
+    return this.server.auth === null || this.authed
   }
 
   get textAllowedUnauthenticated(): boolean {
-    return this.o.auth?.allowTextUnauthenticated ?? true
+    return this.server.auth?.allowTextUnauthenticated ?? true
   }
 
   saslMechanisms(): string[] {
@@ -183,7 +187,7 @@ class DispatcherSession implements Session {
   }
 
   authenticate(mechanism: string, payload: Buffer): boolean {
-    const auth = this.o.auth
+    const auth = this.server.auth
     if (!auth) return true
     if (mechanism.toUpperCase() !== 'PLAIN') return false
     // RFC 4616: [authzid] NUL authcid NUL passwd
@@ -198,8 +202,8 @@ class DispatcherSession implements Session {
   }
 
   countBytes(read: number, written: number): void {
-    this.o.stats.server.bytesRead += read
-    this.o.stats.server.bytesWritten += written
+    this.server.stats.server.bytesRead += read
+    this.server.stats.server.bytesWritten += written
   }
 
   close(): void {

@@ -9,6 +9,7 @@ export type ErrorCode =
   | 'BAD_DATA_CHUNK' // data block length disagrees with header
   | 'TOO_LARGE' // item over max_item_size
   | 'QUEUE_FULL' // queue over max_items / max_size
+  | 'OUT_OF_MEMORY' // no room in the input budget (max_input_bytes) for a frame being received
   | 'OPEN_READ_PENDING' // a second /open without /close on the same queue and connection
   | 'NOT_SUPPORTED' // add/replace/append/... on a queue server
   | 'AUTH_REQUIRED'

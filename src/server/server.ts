@@ -7,10 +7,12 @@ import { readFileSync } from 'node:fs'
 import { createServer, type Server, type Socket, type AddressInfo } from 'node:net'
 import { createServer as createTlsServer, type Server as TlsServer } from 'node:tls'
 import { ConfigError } from './errors.js'
-import type { ServerConfig } from './config.js'
+import type { ServerConfig, TlsConfig } from './config.js'
 import { Connection } from './connection.js'
 import { Dispatcher } from './dispatcher.js'
+import { InputBudget } from './protocol/inputBudget.js'
 import { QueueCollection } from './engine/queueCollection.js'
+import { HttpGateway } from './http/gateway.js'
 import { createJournalFactory, importStarlingSpool } from './journal/index.js'
 import type { Logger } from './logger.js'
 import type { ServerCounters } from './stats.js'
@@ -22,6 +24,7 @@ export interface Listening {
   host: string
   port: number
   tlsPort: number | null
+  httpPort: number | null
 }
 
 export class StarlingServer {
@@ -33,10 +36,13 @@ export class StarlingServer {
     bytesWritten: 0,
   }
   readonly collection: QueueCollection
+  /** Partially received request frames of all connections (max_input_bytes; set at start). */
+  private readonly inputBudget: InputBudget
   private readonly dispatcher: Dispatcher
   private readonly connections = new Set<Connection>()
   private plain: Server | null = null
   private secure: TlsServer | null = null
+  private http: HttpGateway | null = null
   private stopping: Promise<void> | null = null
   private lock: SpoolLock | null = null
 
@@ -47,9 +53,16 @@ export class StarlingServer {
   ) {
     const journals = createJournalFactory({ logger: log })
     this.collection = new QueueCollection(config, journals, log)
+    this.inputBudget = new InputBudget(config.maxInputBytes)
     this.dispatcher = new Dispatcher({
       collection: this.collection,
-      stats: { version: VERSION, server: this.counters, collection: this.collection, journal: () => journals.stats() },
+      stats: {
+        version: VERSION,
+        server: this.counters,
+        collection: this.collection,
+        journal: () => journals.stats(),
+        input: this.inputBudget,
+      },
       version: VERSION,
       auth: config.auth,
       enableFlushAll: config.enableFlushAll,
@@ -78,10 +91,13 @@ export class StarlingServer {
   private async startLocked(spool: string): Promise<Listening> {
     this.config = { ...this.config, queuePath: spool }
     this.collection.reconfigure(this.config)
+    // HTTP listens first, so that /healthz can say 503 while the spool is replayed.
+    const httpPort = await this.startHttp()
     const imported = await importStarlingSpool(spool, this.log)
     if (imported.queues > 0) this.log.info(imported, 'imported Starling journals')
     const replay = await this.collection.load()
     this.log.info({ queues: replay.queues, items: replay.items, durationMs: replay.durationMs }, 'replay complete')
+    this.http?.markReady()
 
     this.plain = createServer((socket) => this.accept(socket))
     this.plain.maxConnections = this.config.maxConnections
@@ -89,24 +105,45 @@ export class StarlingServer {
     let tlsPort: number | null = null
     const tls = this.config.tls
     if (tls) {
-      let options
-      try {
-        options = {
-          cert: readFileSync(tls.cert),
-          key: readFileSync(tls.key),
-          ca: tls.ca ? readFileSync(tls.ca) : undefined,
-          requestCert: tls.requireClientCert,
-          rejectUnauthorized: tls.requireClientCert,
-        }
-      } catch (err) {
-        throw new ConfigError(`cannot read TLS file: ${(err as Error).message}`)
+      const options = {
+        ...readTlsFiles(tls),
+        requestCert: tls.requireClientCert,
+        rejectUnauthorized: tls.requireClientCert,
       }
       this.secure = createTlsServer(options, (socket) => this.accept(socket))
       this.secure.maxConnections = this.config.maxConnections
       this.secure.on('tlsClientError', (err) => this.log.debug({ err: err.message }, 'TLS handshake failed'))
       tlsPort = await listen(this.secure, tls.port, tls.host ?? this.config.host)
     }
-    return { host: this.config.host, port, tlsPort }
+    return { host: this.config.host, port, tlsPort, httpPort }
+  }
+
+  private async startHttp(): Promise<number | null> {
+    const http = this.config.http
+    if (!http) return null
+    this.http = new HttpGateway({
+      http,
+      defaultHost: this.config.host,
+      tls: http.tls && this.config.tls ? readTlsFiles(this.config.tls) : null,
+      auth: this.config.auth,
+      maxItemSize: this.config.maxItemSize,
+      maxKeyLength: this.config.maxKeyLength,
+      maxConnections: this.config.maxConnections,
+      dispatcher: this.dispatcher,
+      collection: this.collection,
+      memcachedConnections: () => this.connectionsByProtocol(),
+      log: this.log,
+    })
+    const port = await this.http.listen()
+    this.log.info({ httpPort: port, https: http.tls }, 'http listening')
+    return port
+  }
+
+  /** Open memcached connections by protocol (metrics, at scrape time). */
+  private connectionsByProtocol(): Record<string, number> {
+    const counts: Record<string, number> = { text: 0, binary: 0, pending: 0 }
+    for (const conn of this.connections) counts[conn.protocol]!++
+    return counts
   }
 
   /**
@@ -138,6 +175,7 @@ export class StarlingServer {
         },
         outbox: { maxPendingBytes: this.config.maxOutputBytes, maxPendingSlots: this.config.maxPendingReplies },
         idleTimeoutMs: this.config.timeoutSec * 1000,
+        inputBudget: this.inputBudget,
       },
       (c) => {
         this.counters.currConnections--
@@ -154,7 +192,7 @@ export class StarlingServer {
   }
 
   private async doStop(): Promise<void> {
-    const closed = Promise.all([closeServer(this.plain), closeServer(this.secure)])
+    const closed = Promise.all([closeServer(this.plain), closeServer(this.secure), this.http?.close()])
     for (const conn of this.connections) conn.shutdown()
     // Blocked readers are woken empty-handed, pending writes are flushed and synced.
     await this.collection.close()
@@ -162,8 +200,17 @@ export class StarlingServer {
     const deadline = Date.now() + 2000
     while (this.connections.size > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10))
     for (const conn of this.connections) conn.destroy()
+    this.http?.destroyConnections()
     await closed
     this.lock?.release()
+  }
+}
+
+function readTlsFiles(tls: TlsConfig): { cert: Buffer; key: Buffer; ca: Buffer | undefined } {
+  try {
+    return { cert: readFileSync(tls.cert), key: readFileSync(tls.key), ca: tls.ca ? readFileSync(tls.ca) : undefined }
+  } catch (err) {
+    throw new ConfigError(`cannot read TLS file: ${(err as Error).message}`)
   }
 }
 

@@ -2,6 +2,12 @@
  * The `stats` reply, as ordered [name, value] pairs: Starling's server fields in Starling's order,
  * then each queue's five Starling fields followed by this project's extra fields for that queue,
  * then this server's extra fields. Protocol codecs only format these pairs.
+ *
+ * A full `stats` is a snapshot: every number is read in one go when the command's turn comes (so it
+ * shows exactly the commands before it, none after), kept as numbers — a few per queue, no strings —
+ * and turned into text a batch of queues at a time while the reply is written. With 100k queues
+ * the reply is megabytes: it is never built as one string, and other connections are served
+ * between its batches.
  */
 import type { QueueCollection } from './engine/queueCollection.js'
 import type { PersistentQueue } from './engine/persistentQueue.js'
@@ -21,9 +27,37 @@ export interface StatsSources {
   server: ServerCounters
   collection: QueueCollection
   journal: () => JournalStats
+  /** The input budget (protocol/inputBudget.ts): bytes held by half-received frames, refusals. */
+  input?: { readonly used: number; readonly refusals: number }
 }
 
 type Pairs = Array<[string, string]>
+
+/** A stats reply in batches of pairs, formatted lazily from a snapshot. */
+export type StatBatches = Iterable<ReadonlyArray<readonly [string, string]>>
+
+/** Queues formatted per batch: about 60 KiB of text. */
+const QUEUES_PER_BATCH = 100
+
+/** Per-queue fields, in reply order (Starling's five first). Only numbers, read at the snapshot. */
+const QUEUE_FIELDS: ReadonlyArray<readonly [suffix: string, read: (q: PersistentQueue) => number]> = [
+  ['items', (q) => q.length],
+  ['total_items', (q) => q.totalItems],
+  ['logsize', (q) => q.journalSize],
+  ['expired_items', (q) => q.expiredItems],
+  ['age', (q) => q.lastAgeMs],
+  ['bytes', (q) => q.bytes],
+  ['open_transactions', (q) => q.openCount],
+  ['waiters', (q) => q.waiterCount],
+  ['mem_count', (q) => q.memoryItems],
+  ['mem_bytes', (q) => q.memoryBytes],
+  ['discarded', (q) => q.discardedItems],
+  ['journal_rotations', (q) => q.journalRotations],
+]
+const FIELD_COUNT = QUEUE_FIELDS.length
+// No per-queue field may end in `_items` but Starling's three: Starling's Ruby client takes every
+// `queue_<x>_items` stat for a queue named <x> (so a `mem_items` field made phantom queues).
+// Only fanout children have `fanout_parent` (the queue whose items they copy), after the numbers.
 
 /** memcached prints rusage as seconds.microseconds. */
 function seconds(micros: number): string {
@@ -33,23 +67,7 @@ function seconds(micros: number): string {
 
 export function queueStatPairs(q: PersistentQueue): Pairs {
   const p = `queue_${q.name}_`
-  // No per-queue field may end in `_items` but Starling's three: Starling's Ruby client takes every
-  // `queue_<x>_items` stat for a queue named <x> (so `mem_items` made phantom queues).
-  const pairs: Pairs = [
-    [`${p}items`, String(q.length)],
-    [`${p}total_items`, String(q.totalItems)],
-    [`${p}logsize`, String(q.journalSize)],
-    [`${p}expired_items`, String(q.expiredItems)],
-    [`${p}age`, String(q.lastAgeMs)],
-    [`${p}bytes`, String(q.bytes)],
-    [`${p}open_transactions`, String(q.openCount)],
-    [`${p}waiters`, String(q.waiterCount)],
-    [`${p}mem_count`, String(q.memoryItems)],
-    [`${p}mem_bytes`, String(q.memoryBytes)],
-    [`${p}discarded`, String(q.discardedItems)],
-    [`${p}journal_rotations`, String(q.journalRotations)],
-  ]
-  // Only fanout children have it: the queue whose items they copy.
+  const pairs: Pairs = QUEUE_FIELDS.map(([suffix, read]) => [p + suffix, String(read(q))])
   const parent = fanoutParent(q.name)
   if (parent !== null) pairs.push([`${p}fanout_parent`, parent])
   return pairs
@@ -67,21 +85,66 @@ export function resetCounters(src: StatsSources): void {
   src.server.bytesRead = src.server.bytesWritten = 0
 }
 
-export function statPairs(src: StatsSources): Pairs {
+/** Everything `stats` reports, frozen at one moment. */
+export class StatsSnapshot implements StatBatches {
+  constructor(
+    private readonly head: Pairs,
+    private readonly names: string[],
+    private readonly values: Float64Array,
+    private readonly tail: Pairs,
+  ) {}
+
+  *[Symbol.iterator](): Iterator<Pairs> {
+    yield this.head
+    const { names, values } = this
+    for (let first = 0; first < names.length; first += QUEUES_PER_BATCH) {
+      const batch: Pairs = []
+      const last = Math.min(names.length, first + QUEUES_PER_BATCH)
+      for (let i = first; i < last; i++) {
+        const p = `queue_${names[i]!}_`
+        for (let f = 0; f < FIELD_COUNT; f++) batch.push([p + QUEUE_FIELDS[f]![0], String(values[i * FIELD_COUNT + f])])
+        const parent = fanoutParent(names[i]!)
+        if (parent !== null) batch.push([`${p}fanout_parent`, parent])
+      }
+      yield batch
+    }
+    yield this.tail
+  }
+
+  /** All pairs at once (small replies, tests). */
+  pairs(): Pairs {
+    const all: Pairs = []
+    for (const batch of this) all.push(...batch)
+    return all
+  }
+}
+
+export function takeSnapshot(src: StatsSources): StatsSnapshot {
   const { server, collection } = src
   const usage = process.resourceUsage()
-  const queues = collection.queueNames.map((n) => collection.peekQueue(n)!).filter(Boolean)
+  const names: string[] = []
+  const queues: PersistentQueue[] = []
+  for (const name of collection.queueNames) {
+    const q = collection.peekQueue(name)
+    if (!q) continue
+    names.push(name)
+    queues.push(q)
+  }
+  const values = new Float64Array(queues.length * FIELD_COUNT)
   let currItems = 0
   let totalItems = 0
   let bytes = 0
-  for (const q of queues) {
-    currItems += q.length
-    totalItems += q.totalItems
-    bytes += q.bytes
+  for (let i = 0; i < queues.length; i++) {
+    const q = queues[i]!
+    const base = i * FIELD_COUNT
+    for (let f = 0; f < FIELD_COUNT; f++) values[base + f] = QUEUE_FIELDS[f]![1](q)
+    currItems += values[base]!
+    totalItems += values[base + 1]!
+    bytes += values[base + 5]!
   }
   const c = collection.counters
   const now = Date.now()
-  const pairs: Pairs = [
+  const head: Pairs = [
     ['pid', String(process.pid)],
     ['uptime', String(Math.floor((now - server.startedAt) / 1000))],
     ['time', String(Math.floor(now / 1000))],
@@ -101,12 +164,16 @@ export function statPairs(src: StatsSources): Pairs {
     ['bytes_written', String(server.bytesWritten)],
     ['limit_maxbytes', String(collection.memory.limit)],
   ]
-  for (const q of queues) pairs.push(...queueStatPairs(q))
   const j = src.journal()
-  pairs.push(
+  const tail: Pairs = [
     ['journal_fsyncs', String(j.fsyncs)],
     ['journal_fsync_batch_avg', j.fsyncBatchAvg.toFixed(2)],
     ['mem_bytes', String(collection.memory.used)],
-  )
-  return pairs
+  ]
+  return new StatsSnapshot(head, names, values, tail)
+}
+
+/** The whole reply as pairs (small servers, tests; the protocols stream a snapshot instead). */
+export function statPairs(src: StatsSources): Pairs {
+  return takeSnapshot(src).pairs()
 }

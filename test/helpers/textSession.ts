@@ -7,7 +7,7 @@ import { createServer, type AddressInfo, type Server, type Socket } from 'node:n
 import type { DeliveredItem, Done, GetDone, Session } from '../../src/server/dispatcher.js'
 import { StarlingError } from '../../src/server/errors.js'
 import type { ProtocolLimits } from '../../src/server/protocol/handler.js'
-import type { GetOptions } from '../../src/server/protocol/keyOptions.js'
+import type { QueueReadOptions } from '../../src/server/engine/requests.js'
 import { Outbox, type ReplySink } from '../../src/server/protocol/outbox.js'
 import { TextHandler } from '../../src/server/protocol/text/handler.js'
 
@@ -67,7 +67,7 @@ export class MemorySession implements Session {
     else store()
   }
 
-  get(queue: string, options: GetOptions, done: GetDone): void {
+  get(queue: string, options: QueueReadOptions, done: GetDone): void {
     if (queue === 'broken') return done(new StarlingError('IO', 'disk on fire'), null)
     if (options.abort) {
       const open = this.openReads.get(queue)
@@ -117,11 +117,13 @@ export class MemorySession implements Session {
     done(null)
   }
 
-  stats(): Array<[string, string]> {
+  stats(): Array<Array<[string, string]>> {
     return [
-      ['pid', '1234'],
-      ['version', '9.9.9'],
-      ...[...this.store.queues].map(([q, items]): [string, string] => [`queue_${q}_items`, String(items.length)]),
+      [
+        ['pid', '1234'],
+        ['version', '9.9.9'],
+        ...[...this.store.queues].map(([q, items]): [string, string] => [`queue_${q}_items`, String(items.length)]),
+      ],
     ]
   }
 
@@ -191,7 +193,14 @@ export async function startTextServer(
     const session = new MemorySession(store, options.session)
     sessions.push(session)
     const outbox = new Outbox(socket, { maxPendingBytes: 1024 * 1024, maxPendingSlots: 1000 })
-    const handler = new TextHandler(session, outbox, limits, { end: () => socket.end() })
+    const handler: TextHandler = new TextHandler(session, outbox, limits, {
+      end: () => socket.end(),
+      resume: () =>
+        setImmediate(() => {
+          handler.pump()
+          if (handler.accepting) socket.resume()
+        }),
+    })
     socket.on('data', (chunk: Buffer) => {
       handler.feed(chunk)
       if (!handler.accepting) socket.pause()

@@ -7,7 +7,7 @@ import { createServer, type Server, type Socket } from 'node:net'
 import type { AddressInfo } from 'node:net'
 import type { DeliveredItem, Done, GetDone, Session } from '../../src/server/dispatcher.js'
 import { StarlingError } from '../../src/server/errors.js'
-import type { GetOptions } from '../../src/server/protocol/keyOptions.js'
+import type { QueueReadOptions } from '../../src/server/engine/requests.js'
 import { Outbox } from '../../src/server/protocol/outbox.js'
 import { BinaryHandler, statusForError } from '../../src/server/protocol/binary/handler.js'
 import { BinaryClient, frame, get, op, set, u32s } from '../helpers/binary.js'
@@ -38,7 +38,7 @@ class MemorySession implements Session {
     else store()
   }
 
-  get(queue: string, options: GetOptions, done: GetDone): void {
+  get(queue: string, options: QueueReadOptions, done: GetDone): void {
     const items = MemorySession.queues.get(queue)
     if (items && items.length > 0) return done(null, items.shift()!)
     if (options.timeoutMs === 0) return done(null, null)
@@ -65,11 +65,13 @@ class MemorySession implements Session {
   flushAll(done: Done): void {
     done(null)
   }
-  stats(): Array<[string, string]> {
+  stats(): Array<Array<[string, string]>> {
     return [
-      ['pid', '1234'],
-      ['version', '9.9.9'],
-      ...[...MemorySession.queues].map(([q, items]): [string, string] => [`queue_${q}_items`, String(items.length)]),
+      [
+        ['pid', '1234'],
+        ['version', '9.9.9'],
+        ...[...MemorySession.queues].map(([q, items]): [string, string] => [`queue_${q}_items`, String(items.length)]),
+      ],
     ]
   }
   resets = 0
@@ -119,6 +121,7 @@ function serve(socket: Socket, session: Session, maxPendingSlots: number): void 
   const outbox = new Outbox(socket, { maxPendingBytes: 1 << 20, maxPendingSlots }, () => setImmediate(resume))
   handler = new BinaryHandler(session, outbox, { maxItemSize: MAX_ITEM, maxKeyLength: 250, maxLineLength: 2048 }, {
     end: () => socket.end(),
+    resume: () => setImmediate(resume),
   })
   socket.on('data', (chunk: Buffer) => {
     handler.feed(chunk)
@@ -371,7 +374,8 @@ t.test('malformed frames: one error, then the connection closes', async (t) => {
     ['text mid-stream', Buffer.from('get foo\r\n'), 0x04],
     ['key longer than body', frame({ opcode: op.GET, key: 'abcdef', bodyLength: 3 }), 0x04],
     ['wrong extras length', frame({ opcode: op.SET, key: 'k', extras: u32s(1), value: 'v' }), 0x04],
-    ['body over the limit', frame({ opcode: op.SET, key: 'k', extras: u32s(0, 0), bodyLength: MAX_ITEM + 65536 + 1 }), 0x03],
+    ['body over the skip bound', frame({ opcode: op.SET, key: 'k', extras: u32s(0, 0), bodyLength: 64 * 1024 * 1024 + 1 }), 0x03],
+    ['buffered body over the frame limit', frame({ opcode: op.SASL_AUTH, key: 'PLAIN', bodyLength: MAX_ITEM + 65536 + 1 }), 0x03],
   ]
   for (const [name, bytes, status] of cases) {
     const c = await client()

@@ -1,5 +1,5 @@
 import t from 'tap'
-import { parseRequest, FRAME_SLACK_BYTES, type BinaryParserLimits } from '../../src/server/protocol/binary/parser.js'
+import { parseRequest, FRAME_SLACK_BYTES, MAX_SKIPPED_BODY_BYTES, type BinaryParserLimits } from '../../src/server/protocol/binary/parser.js'
 import type { BinaryRequest } from '../../src/server/protocol/binary/commands.js'
 import {
   encodeError,
@@ -202,10 +202,11 @@ t.test('the stream parses one byte at a time, and in three pieces', async (t) =>
 
 t.test('an incomplete frame reports the bytes it needs', async (t) => {
   const f = set('q', 'value')
-  t.same(parseRequest(f, 0, 0, limits), { request: null, needed: 24 })
-  t.same(parseRequest(f, 0, 10, limits), { request: null, needed: 24 })
-  t.same(parseRequest(f, 0, 24, limits), { request: null, needed: f.length })
-  t.same(parseRequest(f, 0, f.length - 1, limits), { request: null, needed: f.length })
+  t.same(parseRequest(f, 0, 0, limits), { request: null, needed: 24, header: null })
+  t.same(parseRequest(f, 0, 10, limits), { request: null, needed: 24, header: null })
+  const header = { opcode: op.SET, opaque: 0 }
+  t.same(parseRequest(f, 0, 24, limits), { request: null, needed: f.length, header }, 'the header is known')
+  t.same(parseRequest(f, 0, f.length - 1, limits), { request: null, needed: f.length, header })
   const padded = Buffer.concat([Buffer.from('junk'), f])
   const r = parseRequest(padded, 4, padded.length, limits)
   t.equal(r.request?.kind, 'set', 'parses from an offset')
@@ -243,8 +244,8 @@ t.test('malformed frames are violations', async (t) => {
     ['incr with 8 bytes of extras', frame({ opcode: op.INCREMENT, key: 'k', extras: u32s(0, 0) }), 0x04, 5],
     ['touch without extras', frame({ opcode: op.TOUCH, key: 'k' }), 0x04, 0x1c],
     [
-      'body over the frame limit',
-      frame({ opcode: op.SET, key: 'k', extras: u32s(0, 0), bodyLength: limits.maxItemSize + FRAME_SLACK_BYTES + 1 }),
+      'body over the skip bound',
+      frame({ opcode: op.SET, key: 'k', extras: u32s(0, 0), bodyLength: MAX_SKIPPED_BODY_BYTES + 1 }),
       0x03,
       1,
     ],
@@ -259,10 +260,25 @@ t.test('malformed frames are violations', async (t) => {
   t.match(parseRequest(Buffer.from([0x00]), 0, 1, limits), { request: { kind: 'violation', status: 4 } })
 })
 
-t.test('the frame limit is maxItemSize + 64 KiB', async (t) => {
+t.test('buffered frames stop at maxItemSize + 64 KiB; skipped bodies at 64 MiB', async (t) => {
   const atLimit = frame({ opcode: op.SET, key: 'k', extras: u32s(0, 0), bodyLength: limits.maxItemSize + FRAME_SLACK_BYTES })
   t.match(parseRequest(atLimit, 0, 24, limits), { request: { kind: 'tooLarge' }, consumed: 24 })
   t.equal(FRAME_SLACK_BYTES, 65536)
+  t.equal(MAX_SKIPPED_BODY_BYTES, 64 * 1024 * 1024)
+  // An oversized SET is skipped (body streamed away) up to the skip bound, whatever the item limit.
+  for (const bodyLength of [limits.maxItemSize + FRAME_SLACK_BYTES + 1, MAX_SKIPPED_BODY_BYTES]) {
+    const big = frame({ opcode: op.SET, key: 'k', extras: u32s(0, 0), bodyLength })
+    t.match(parseRequest(big, 0, 24, limits), { request: { kind: 'tooLarge', skip: bodyLength }, consumed: 24 })
+    const unknown = frame({ opcode: 0x77, bodyLength })
+    t.match(parseRequest(unknown, 0, 24, limits), { request: { kind: 'unknown', skip: bodyLength }, consumed: 24 })
+  }
+  // A frame that would be buffered (SASL payload) keeps the buffered-frame limit.
+  const sasl = frame({ opcode: op.SASL_AUTH, key: 'PLAIN', bodyLength: limits.maxItemSize + FRAME_SLACK_BYTES + 1 })
+  t.match(parseRequest(sasl, 0, 24, limits), { request: { kind: 'violation', status: 0x03 } })
+  // With an item limit above the bound, the bound follows it.
+  const huge = { maxItemSize: 100 * 1024 * 1024 }
+  const hugeSet = frame({ opcode: op.SET, key: 'k', extras: u32s(0, 0), bodyLength: 100 * 1024 * 1024 })
+  t.match(parseRequest(hugeSet, 0, 24, huge), { request: null, needed: 24 + 100 * 1024 * 1024 })
 })
 
 function bigints(_k: string, v: unknown): unknown {

@@ -304,7 +304,10 @@ t.test('fed one byte at a time, a pipeline gives exactly the replies it gives in
     const store = new MemoryStore()
     const sink = new CollectingSink()
     const outbox = new Outbox(sink, { maxPendingBytes: 1 << 20, maxPendingSlots: 1000 })
-    const handler = new TextHandler(new MemorySession(store), outbox, DEFAULT_LIMITS, { end: () => {} })
+    const handler: TextHandler = new TextHandler(new MemorySession(store), outbox, DEFAULT_LIMITS, {
+      end: () => {},
+      resume: () => setImmediate(() => handler.pump()),
+    })
     for (let i = 0; i < pipeline.length; i += chunkSize) handler.feed(pipeline.subarray(i, i + chunkSize))
     outbox.flush() // replies leave once per tick; take them now
     return sink.text()
@@ -325,7 +328,10 @@ t.test('a reply written while parsing may call back into pump (connection resumi
   const sink = new CollectingSink()
   let handler: TextHandler | null = null
   const outbox = new Outbox(sink, { maxPendingBytes: 1 << 20, maxPendingSlots: 1000 }, () => handler?.pump())
-  handler = new TextHandler(new MemorySession(store), outbox, DEFAULT_LIMITS, { end: () => {} })
+  handler = new TextHandler(new MemorySession(store), outbox, DEFAULT_LIMITS, {
+    end: () => {},
+    resume: () => setImmediate(() => handler?.pump()),
+  })
   const pipeline = Buffer.from('get nothing\r\n'.repeat(20_000) + 'set q 0 0 1\r\nx\r\nget q\r\n', 'latin1')
   for (let i = 0; i < pipeline.length; i += 65536) handler.feed(pipeline.subarray(i, i + 65536))
   outbox.flush()

@@ -124,7 +124,7 @@ t.test('every command at every byte boundary', async (t) => {
 t.test('a set waiting for its data block says how many bytes it needs', async (t) => {
   const wire = b('set q 0 0 10\r\n0123456789\r\n')
   const r = parse(wire, 0, 20)
-  t.same(r, { kind: 'incomplete', expectBytes: wire.length })
+  t.same(r, { kind: 'incomplete', expectBytes: wire.length, headerBytes: 14, noreply: false })
   const line = parse(wire, 0, 5)
   t.same(line, { kind: 'incomplete', expectBytes: 0 }, 'no size known before the line ends')
 })

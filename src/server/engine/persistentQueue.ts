@@ -11,7 +11,7 @@
 import type { QueueSettings } from '../config.js'
 import { StarlingError } from '../errors.js'
 import type { QueueJournal, ReplayResult } from '../journal/types.js'
-import type { GetOptions } from '../protocol/keyOptions.js'
+import type { QueueReadOptions } from './requests.js'
 import { Consumer, type ConsumerHost } from './consumer.js'
 import { isExpired, type QueueItem } from './item.js'
 import { Waiter, WaitQueue } from './waitQueue.js'
@@ -77,8 +77,9 @@ export class PersistentQueue implements ConsumerHost {
   totalItems = 0
   expiredItems = 0
   discardedItems = 0
-  /** ms the last dequeued item had waited in the queue. */
-  lastAgeMs = 0
+  /** Items handed to readers (gets and opens; an aborted item counts again when re-read). */
+  dequeuedItems = 0
+  lastAgeMs = 0 // ms the last dequeued item had waited in the queue
 
   constructor(
     readonly name: string,
@@ -213,7 +214,7 @@ export class PersistentQueue implements ConsumerHost {
    * A get, with Kestrel's options: close confirms this consumer's open read, abort returns it,
    * peek looks, open reads tentatively, t= waits. `done` runs once, maybe later.
    */
-  get(consumer: Consumer, options: GetOptions, done: ItemCallback): void {
+  get(consumer: Consumer, options: QueueReadOptions, done: ItemCallback): void {
     if (this.closed) return done(null, null)
     if (options.close) this.confirmOpenRead(consumer)
     if (options.abort) {
@@ -241,7 +242,7 @@ export class PersistentQueue implements ConsumerHost {
     this.wait(consumer, options, done)
   }
 
-  private wait(consumer: Consumer, options: GetOptions, done: ItemCallback): void {
+  private wait(consumer: Consumer, options: QueueReadOptions, done: ItemCallback): void {
     const waiter: Waiter<QueueItem> = new Waiter<QueueItem>((served) => {
       consumer.waits.delete(waiter)
       if (options.open) consumer.opening.delete(this)
@@ -276,6 +277,7 @@ export class PersistentQueue implements ConsumerHost {
 
   private deliver(item: QueueItem, consumer: Consumer, open: boolean, done: ItemCallback): void {
     this.events.got(true)
+    this.dequeuedItems++
     this.lastAgeMs = Math.max(0, Date.now() - item.addedAt)
     if (open) {
       if (consumer.isReleased) {
@@ -389,9 +391,7 @@ export class PersistentQueue implements ConsumerHost {
     if (!this.readingBehind) return false
     const budget = Math.max(READ_BEHIND_BATCH_MIN, Math.floor(this.settings.maxMemorySize / 4))
     const batch = this.journal.readBehind(budget, this.lastWrittenSeq)
-    for (const item of batch) {
-      this.pushMemFromDisk(item)
-    }
+    for (const item of batch) this.pushMemFromDisk(item)
     if (batch.length === 0 || this.diskItems <= 0) {
       // Caught up: let the journal see an empty read, then keep new items in memory again.
       if (batch.length > 0) {

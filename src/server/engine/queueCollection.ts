@@ -7,23 +7,24 @@
 import type { ServerConfig } from '../config.js'
 import { queueSettings } from '../config.js'
 import { StarlingError } from '../errors.js'
+import type { EventLogger } from '../logger.js'
 import type { JournalFactory } from '../journal/types.js'
-import type { GetOptions } from '../protocol/keyOptions.js'
+import type { QueueReadOptions } from './requests.js'
 import type { Consumer } from './consumer.js'
 import type { QueueItem } from './item.js'
+import { SortedNames } from './sortedNames.js'
 import { PersistentQueue, type ItemCallback, type MemoryGate, type QueueEvents } from './persistentQueue.js'
 
-export interface EngineLogger {
-  debug(obj: object, msg?: string): void
-  info(obj: object, msg?: string): void
-  warn(obj: object, msg?: string): void
-  error(obj: object, msg?: string): void
+/** Runs with the queue, or with null and the reason there is none. */
+type QueueOp = ((queue: PersistentQueue | null, err?: StarlingError) => void) & {
+  /** A whole-queue operation (delete, flush) that finds its queue deleted starts over with this. */
+  retry?: () => void
 }
 
 interface Slot {
   queue: PersistentQueue | null
   /** Operations waiting for the queue to be ready (loading, flushing, deleting). */
-  waiting: Array<(queue: PersistentQueue | null) => void> | null
+  waiting: QueueOp[] | null
 }
 
 export interface CollectionCounters {
@@ -38,6 +39,7 @@ const SWEEP_INTERVAL_MS = 1000
 
 export class QueueCollection {
   private readonly slots = new Map<string, Slot>()
+  private readonly names = new SortedNames()
   /** parent name → names of its fanout children. */
   private readonly children = new Map<string, Set<string>>()
   readonly memory: MemoryGate
@@ -49,7 +51,7 @@ export class QueueCollection {
   constructor(
     private config: ServerConfig,
     private readonly journals: JournalFactory,
-    private readonly log: EngineLogger,
+    private readonly log: EventLogger,
   ) {
     this.memory = { used: 0, limit: config.maxMemoryTotal }
     this.events = {
@@ -72,6 +74,8 @@ export class QueueCollection {
         const name = list[next++]!
         const queue = await this.open(name)
         items += queue.length + queue.openCount
+        // Let the event loop breathe between queues (the HTTP /healthz answers 503 meanwhile).
+        await new Promise((r) => setImmediate(r))
       }
     }
     await Promise.all([worker(), worker()])
@@ -89,8 +93,9 @@ export class QueueCollection {
     }
   }
 
+  /** Loaded queues, sorted by name (cheap to call again: see SortedNames). */
   get queueNames(): string[] {
-    return [...this.slots.keys()].filter((n) => this.slots.get(n)!.queue !== null).sort()
+    return this.names.list((n) => this.slots.has(n)).filter((n) => this.slots.get(n)!.queue !== null)
   }
 
   /** A loaded queue, without creating it. */
@@ -107,18 +112,18 @@ export class QueueCollection {
     // One copy, here: `data` may be a view of a connection's input buffer, and the queue may still
     // be loading. Fanout children share the copy (nobody modifies an item's bytes).
     const owned = Buffer.from(data)
-    this.withQueue(name, (queue) => {
-      if (!queue) return done(new StarlingError('SHUTTING_DOWN', 'server is shutting down'))
+    this.withQueue(name, (queue, err) => {
+      if (!queue) return done(err ?? new StarlingError('IO', 'queue unavailable'))
       queue.add(owned, flags, expiresAt, addedAt, done)
       const kids = this.children.get(name)
       if (kids) for (const child of kids) this.copyToChild(child, owned, flags, expiresAt, addedAt)
     })
   }
 
-  get(name: string, consumer: Consumer, options: GetOptions, done: ItemCallback): void {
+  get(name: string, consumer: Consumer, options: QueueReadOptions, done: ItemCallback): void {
     this.counters.cmdGet++
-    this.withQueue(name, (queue) => {
-      if (!queue) return done(null, null)
+    this.withQueue(name, (queue, err) => {
+      if (!queue) return done(err?.code === 'SHUTTING_DOWN' ? null : (err ?? null), null)
       queue.get(consumer, options, done)
     })
   }
@@ -127,16 +132,23 @@ export class QueueCollection {
   delete(name: string, done: (err: StarlingError | null, existed: boolean) => void): void {
     const slot = this.slots.get(name)
     if (!slot) return done(null, false)
-    this.exclusive(name, async (queue) => {
-      this.slots.delete(name)
-      this.forgetChild(name)
-      await queue.destroy()
-    }, (err) => done(err, true))
+    this.exclusive(
+      name,
+      async (queue) => {
+        this.slots.delete(name)
+        this.names.remove()
+        this.forgetChild(name)
+        await queue.destroy()
+      },
+      (err) => done(err, true),
+      // Deleted by an earlier command while this one waited: as if sent after it (NOT_FOUND).
+      () => this.delete(name, done),
+    )
   }
 
   flush(name: string, done: (err: StarlingError | null) => void): void {
     if (!this.slots.has(name)) return done(null)
-    this.exclusive(name, (queue) => queue.flush(), done)
+    this.exclusive(name, (queue) => queue.flush(), done, () => this.flush(name, done))
   }
 
   /** Empty every queue (flush_all when enabled). */
@@ -165,8 +177,8 @@ export class QueueCollection {
   // Queue lifecycle
 
   /** Run `fn` with the queue (created on first use), in arrival order. */
-  private withQueue(name: string, fn: (queue: PersistentQueue | null) => void): void {
-    if (this.closing) return fn(null)
+  private withQueue(name: string, fn: QueueOp): void {
+    if (this.closing) return fn(null, new StarlingError('SHUTTING_DOWN', 'server is shutting down'))
     const slot = this.slots.get(name)
     if (slot?.queue && slot.waiting === null) return fn(slot.queue)
     if (slot) {
@@ -174,16 +186,29 @@ export class QueueCollection {
       return
     }
     this.slots.set(name, { queue: null, waiting: [fn] })
-    this.open(name).catch((err: Error) => {
-      this.log.error({ queue: name, err: err.message }, 'cannot open queue journal')
+    this.names.add(name)
+    this.open(name).catch(() => {
+      /* reported by open(), and to every waiting operation */
     })
   }
 
-  /** Run an async whole-queue operation with the queue to itself; later operations wait. */
-  private exclusive(name: string, op: (queue: PersistentQueue) => Promise<void>, done: (err: StarlingError | null) => void): void {
-    this.withQueue(name, (queue) => {
-      if (!queue) return done(null)
-      const slot = this.slots.get(name)!
+  /**
+   * Run an async whole-queue operation with the queue to itself; later operations wait. `retry`
+   * runs instead when an earlier operation deleted the queue while this one waited.
+   */
+  private exclusive(
+    name: string,
+    op: (queue: PersistentQueue) => Promise<void>,
+    done: (err: StarlingError | null) => void,
+    retry: () => void,
+  ): void {
+    const run: QueueOp = (queue, cause) => {
+      const slot = this.slots.get(name)
+      if (!queue || !slot || slot.queue !== queue) {
+        // No queue: it could not be opened (report why), or it is gone (start over).
+        if (cause && cause.code !== 'SHUTTING_DOWN') return done(cause)
+        return queue || !cause ? retry() : done(null)
+      }
       slot.waiting = []
       op(queue).then(
         () => done(null),
@@ -194,13 +219,31 @@ export class QueueCollection {
       ).finally(() => {
         const waiting = slot.waiting ?? []
         slot.waiting = null
-        // A deleted queue's waiting operations start over on a fresh queue.
-        for (const fn of waiting) {
-          if (this.slots.get(name) === slot) fn(queue)
-          else this.withQueue(name, fn)
-        }
+        this.runWaiting(name, slot, waiting)
       })
-    })
+    }
+    run.retry = retry
+    this.withQueue(name, run)
+  }
+
+  /**
+   * Hand a slot's waiting operations their queue, in order. One of them may start a whole-queue
+   * operation (flush, delete): the rest then wait again, behind it — they must not see the queue
+   * it is emptying or destroying. Operations on a queue deleted meanwhile start over on a new one.
+   */
+  private runWaiting(name: string, slot: Slot, waiting: QueueOp[], cause?: StarlingError): void {
+    for (let i = 0; i < waiting.length; i++) {
+      const fn = waiting[i]!
+      if (this.slots.get(name) !== slot && slot.queue !== null) {
+        if (fn.retry) fn.retry()
+        else this.withQueue(name, fn)
+      } else if (slot.waiting !== null) {
+        slot.waiting.unshift(...waiting.slice(i))
+        return
+      } else {
+        fn(slot.queue, cause)
+      }
+    }
   }
 
   private async open(name: string): Promise<PersistentQueue> {
@@ -208,9 +251,11 @@ export class QueueCollection {
     if (!slot) {
       slot = { queue: null, waiting: [] }
       this.slots.set(name, slot)
+      this.names.add(name)
     }
     const settings = queueSettings(this.config, name)
     let queue: PersistentQueue | null = null
+    let cause: StarlingError | undefined
     try {
       const { journal, replay } = await this.journals.open({
         dir: this.config.queuePath,
@@ -221,7 +266,7 @@ export class QueueCollection {
       })
       queue = new PersistentQueue(name, settings, journal, replay, this.memory, this.events)
       if (replay.records > 0 || replay.truncatedBytes > 0) {
-        this.log.debug(
+        this.log.debug?.(
           { queue: name, items: queue.length, records: replay.records, truncatedBytes: replay.truncatedBytes, durationMs: replay.durationMs },
           'journal replayed',
         )
@@ -231,12 +276,21 @@ export class QueueCollection {
       }
       this.registerChild(name)
       return queue
+    } catch (err) {
+      // Every operation waiting for this queue is told the real reason, not "shutting down".
+      const code = (err as NodeJS.ErrnoException).code
+      this.log.error({ queue: name, err: (err as Error).message }, 'cannot open queue journal')
+      cause = new StarlingError('IO', `cannot open queue: ${code ?? (err as Error).message}`, { cause: err })
+      throw err
     } finally {
       const waiting = slot.waiting ?? []
       slot.queue = queue
       slot.waiting = null
-      if (!queue) this.slots.delete(name)
-      for (const fn of waiting) fn(queue)
+      if (!queue) {
+        this.slots.delete(name)
+        this.names.remove()
+      }
+      this.runWaiting(name, slot, waiting, cause)
     }
   }
 

@@ -14,7 +14,7 @@ import {
   parseSegmentFileName,
   segmentFileName,
 } from './format.js'
-import { fsyncDir } from './faults.js'
+import { fsyncDir } from './fileOps.js'
 import { FileQueueJournal, journalStats } from './queueJournal.js'
 import { replaySegments, silentLogger, type JournalLogger } from './replay.js'
 import { readSegmentHeader } from './segment.js'
@@ -23,7 +23,7 @@ import type { JournalFactory, JournalOptions, QueueJournal, ReplayResult } from 
 export type { JournalLogger } from './replay.js'
 export { FileQueueJournal } from './queueJournal.js'
 export { encodeQueueName, decodeQueueName, queueFileName } from './format.js'
-export { setFaultInjector, FAILPOINTS, type FaultInjector, type FaultContext, type FailpointName } from './faults.js'
+export { setFaultInjector, setFsyncObserver, FAILPOINTS, type FaultInjector, type FaultContext, type FailpointName } from './fileOps.js'
 export * from './types.js'
 
 async function listQueues(dir: string, logger: JournalLogger): Promise<string[]> {

@@ -3,38 +3,8 @@
  * read-behind, and keeping the journal bounded (rotation, dropping consumed segments,
  * carry-forward, reset). The record format is in format.ts, replay in replay.ts.
  *
- * Bounding the journal (DESIGN §8):
- * - Appends go to the last segment. Once it holds `maxJournalSize` bytes, a new segment is started
- *   (created crash-safely: tmp, fsync, rename, fsync dir).
- * - A segment is deleted when it is the oldest and every ADD in it has been REMOVEd. Only the
- *   oldest goes, so a REMOVE is never deleted while the ADD it cancels still exists. This also
- *   gives Starling's rule: an empty queue's journal over `maxJournalSize` is rotated and the old
- *   segment, all consumed, is deleted.
- * - Carry-forward: when the oldest segment still holds a few live items (under 1/8 of its bytes,
- *   e.g. long-lived open reads) and the current segment is half full, their ADD records are
- *   re-appended verbatim (same seq) to the current segment, fsynced, and the old segment deleted.
- *   A crash at any step leaves either the old copy, or both (replay keeps one), never neither.
- * - `reset` (flush) writes a new segment flagged RESET before deleting the older ones; `destroy`
- *   writes a DELETED tombstone first. Replay finishes either if a crash interrupted it.
- *
- * The live index (liveIndex.ts) costs ~0.2 bytes per item on disk: a bit per original ADD in its
- * segment's bitmap, a (seq, offset) checkpoint every 256 ADDs, an entry per carried copy. No
- * per-item offsets, so:
- * - Read-behind is a forward cursor (segment, byte offset) reading records in big chunks: it steps
- *   over REMOVEs, removed ADDs (bit clear), carried copies and seqs below the last one returned,
- *   and stops at an ADD above maxSeq; past the written end of the last segment it reads the batch
- *   not yet written. Carried items (few) are merged in by seq from their known offsets.
- *   startReadBehind seeks with the checkpoints.
- * - Carry-forward finds the live items of the oldest segment (at most 1/8 of it is live) by reading
- *   it once from the checkpoint before its first live ADD; the copies become carried entries. It
- *   waits while read-behind has not yet read past the segment (its live items are about to go).
- * - A REMOVE frees the record size the memory region remembers for it (KnownSizes), so live byte
- *   counts stay exact for what the engine removes.
- *
- * Writes are synchronous positional writes of the whole batch (one syscall per event-loop turn);
- * fsyncs for sync=always and sync=<ms> run on the libuv thread pool (fs.fdatasync), so the event
- * loop keeps taking commands while the disk works. Rotation and carry-forward, which happen once
- * per `maxJournalSize` bytes, fsync synchronously.
+ * The invariants this class keeps, and why a crash at any step loses nothing acknowledged, are in
+ * ./README.md ("Invariants", "Crash safety").
  */
 import * as fs from 'node:fs'
 import { StarlingError } from '../errors.js'
@@ -63,9 +33,10 @@ import {
   unlinkNow,
   writeFully,
   type FailpointName,
-} from './faults.js'
+} from './fileOps.js'
 import { type CarriedItems, KnownSizes } from './liveIndex.js'
-import { findOriginal, type JournalLogger, type ReplayState } from './replay.js'
+import type { EventLogger } from '../logger.js'
+import { findOriginal, type ReplayState } from './replay.js'
 import { ChunkReader, createSegment, forEachRecord, type Segment } from './segment.js'
 import type { JournalItem, JournalStats, QueueJournal, SyncPolicy, WriteCallback } from './types.js'
 
@@ -110,7 +81,7 @@ export interface QueueJournalSettings {
   encoded: string
   sync: SyncPolicy
   maxJournalSize: number
-  logger: JournalLogger
+  logger: EventLogger
 }
 
 export class FileQueueJournal implements QueueJournal {
@@ -119,7 +90,7 @@ export class FileQueueJournal implements QueueJournal {
   private readonly encoded: string
   private readonly sync: SyncPolicy
   private readonly maxJournalSize: number
-  private readonly logger: JournalLogger
+  private readonly logger: EventLogger
 
   private segments: Segment[]
   private readonly bySegno = new Map<number, Segment>()

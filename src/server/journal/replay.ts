@@ -41,16 +41,14 @@ import {
   segmentFileName,
   type SegmentHeader,
 } from './format.js'
-import { fdatasyncNow, fsyncDir, ftruncateNow } from './faults.js'
+import { silentLogger, type EventLogger } from '../logger.js'
+import { fdatasyncNow, fsyncDir, ftruncateNow } from './fileOps.js'
 import { CarriedItems, SegmentLive } from './liveIndex.js'
 import { CHUNK_BYTES, ChunkReader, createSegment, forEachRecord, listSegments, type Segment } from './segment.js'
 
-export interface JournalLogger {
-  info(obj: object, msg?: string): void
-  warn(obj: object, msg?: string): void
-}
-
-export const silentLogger: JournalLogger = { info() {}, warn() {} }
+// Old names, kept only for journal/index.ts until it becomes a plain barrel (issue 14 item 6).
+export { silentLogger }
+export type JournalLogger = EventLogger
 
 export interface ReplayState {
   /** Every segment, oldest first, open, with its live counts, bytes and bitmap filled in. */
@@ -63,19 +61,20 @@ export interface ReplayState {
 }
 
 /**
- * The segment holding `seq` as an original ADD, if any. `origSegs` are the segments that have
- * original ADDs, in order: their seq ranges ascend and never overlap, so a binary search finds it.
+ * The segment holding `seq` as an original ADD, if any. `originalSegments` are the segments that
+ * hold original ADDs, in order: their seq ranges ascend and never overlap, so a binary search
+ * finds it.
  */
-export function findOriginal(origSegs: readonly Segment[], seq: number): Segment | undefined {
+export function findOriginal(originalSegments: readonly Segment[], seq: number): Segment | undefined {
   let lo = 0
-  let hi = origSegs.length
+  let hi = originalSegments.length
   while (lo < hi) {
     const mid = (lo + hi) >>> 1
-    if (origSegs[mid]!.live.first <= seq) lo = mid + 1
+    if (originalSegments[mid]!.live.first <= seq) lo = mid + 1
     else hi = mid
   }
   if (lo === 0) return undefined
-  const seg = origSegs[lo - 1]!
+  const seg = originalSegments[lo - 1]!
   return seq <= seg.live.last ? seg : undefined
 }
 
@@ -88,7 +87,7 @@ export function findOriginal(origSegs: readonly Segment[], seq: number): Segment
  */
 class Builder {
   readonly carried = new CarriedItems()
-  readonly origSegs: Segment[] = []
+  readonly originalSegments: Segment[] = []
   readonly bySegno = new Map<number, Segment>()
   lastOrig = -1
   maxSeq = 0
@@ -98,7 +97,7 @@ class Builder {
   add(seg: Segment, baseSeq: number, seq: number, off: number, size: number): void {
     if (seq > this.maxSeq) this.maxSeq = seq
     if (seq >= baseSeq && seq > this.lastOrig) {
-      if (seg.live.first < 0) this.origSegs.push(seg)
+      if (seg.live.first < 0) this.originalSegments.push(seg)
       seg.live.append(seq, off, size)
       seg.liveCount++
       this.lastOrig = seq
@@ -120,7 +119,7 @@ class Builder {
       s.liveBytes -= c.size
       return
     }
-    const s = findOriginal(this.origSegs, seq)
+    const s = findOriginal(this.originalSegments, seq)
     // original bytes are summed at the end (liveBytes holds carried bytes until then)
     if (s && s.live.kill(seq)) s.liveCount--
   }
@@ -205,7 +204,7 @@ function corruptName(path: string): string {
 /** How often a long replay logs its progress. */
 const PROGRESS_LOG_MS = Number(process.env.STARLING_REPLAY_PROGRESS_MS ?? 1000)
 
-export function replaySegments(dir: string, encoded: string, queue: string, logger: JournalLogger): ReplayState {
+export function replaySegments(dir: string, encoded: string, queue: string, logger: EventLogger): ReplayState {
   let segnos = listSegments(dir, encoded)
   // headers first: completes an interrupted reset/delete before reading any record
   const headers = new Map<number, SegmentHeader>()

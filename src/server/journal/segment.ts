@@ -17,7 +17,7 @@ import {
   TMP_SUFFIX,
   type SegmentHeader,
 } from './format.js'
-import { failpoint, fdatasyncNow, fsyncDir, openNow, renameNow, writeFully, type FailpointName } from './faults.js'
+import { failpoint, fdatasyncNow, fsyncDir, openNow, renameNow, writeFully, type FailpointName } from './fileOps.js'
 import { SegmentLive } from './liveIndex.js'
 
 export interface Segment {

@@ -1,6 +1,6 @@
 /**
- * Reading an existing Starling spool (DESIGN §8), so Starling users can switch without losing
- * their queues.
+ * Reading an existing Starling spool, so Starling users can switch without losing their queues
+ * (docs/architecture.md, "Durability rules"; crash safety in ./README.md).
  *
  * Starling's journal (lib/starling/persistent_queue.rb) is one file per queue, named exactly as the
  * queue, appended with:
@@ -30,8 +30,9 @@ import * as fs from 'node:fs'
 import { join } from 'node:path'
 import { crc32 } from 'node:zlib'
 import { addRecordSize, encodeAdd, encodeQueueName, FLAG_IMPORTED, isJournalFile, segmentFileName } from './format.js'
-import { failpoint, fsyncDir, renameNow } from './faults.js'
-import { replaySegments, silentLogger, type JournalLogger } from './replay.js'
+import { failpoint, fsyncDir, renameNow } from './fileOps.js'
+import { silentLogger, type EventLogger } from '../logger.js'
+import { replaySegments } from './replay.js'
 import { createSegment, listSegments, readSegmentHeader } from './segment.js'
 
 export const STARLING_BAK_SUFFIX = '.starling-bak'
@@ -91,7 +92,7 @@ function backUp(dir: string, name: string): void {
  * Convert every Starling journal in `dir` to our format (call before listQueues). Idempotent and
  * crash-safe; see the module comment.
  */
-export async function importStarlingSpool(dir: string, logger: JournalLogger = silentLogger): Promise<StarlingImportResult> {
+export async function importStarlingSpool(dir: string, logger: EventLogger = silentLogger): Promise<StarlingImportResult> {
   const result: StarlingImportResult = { queues: 0, items: 0 }
   let entries: fs.Dirent[]
   try {

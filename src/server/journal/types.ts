@@ -42,7 +42,7 @@ export interface JournalOptions {
   /** The queue's name (any string of latin1 chars, i.e. raw key bytes). */
   queue: string
   sync: SyncPolicy
-  /** Segment/reset threshold in bytes (DESIGN §8: default 16 MiB). */
+  /** Segment/reset threshold in bytes (`max_journal_size`; docs/architecture.md, limits). */
   maxJournalSize: number
   /** How many bytes of item payload replay may keep in memory before leaving the rest on disk. */
   memoryBudgetBytes: number

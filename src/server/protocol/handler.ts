@@ -5,6 +5,7 @@
  * encoding replies into the Outbox. The connection owns the socket; the handler never sees it.
  */
 import type { Session } from '../dispatcher.js'
+import { unlimitedInput, type InputBudget } from './inputBudget.js'
 import type { Outbox } from './outbox.js'
 
 export interface ProtocolLimits {
@@ -19,6 +20,8 @@ export interface ProtocolLimits {
 export interface ConnectionControl {
   /** Close the connection after the replies already queued are written. */
   end(): void
+  /** Parsing may go on (a hold ended): feed the handler again, outside the current call stack. */
+  resume(): void
 }
 
 /** What parseOne returns: bytes consumed (> 0), or that more input is needed. */
@@ -32,13 +35,18 @@ export abstract class ProtocolHandler {
   private discard = 0
   /** Size the buffer should reach before parseOne can make progress (a declared payload). */
   private wanted = 0
+  /** Bytes of the input budget held for the frame being received. */
+  private reserved = 0
   protected closed = false
+  /** Commands in progress that later commands must not overtake (see `hold`). */
+  private holds = 0
 
   constructor(
     protected readonly session: Session,
     protected readonly out: Outbox,
     protected readonly limits: ProtocolLimits,
     connection: ConnectionControl,
+    private readonly budget: InputBudget = unlimitedInput(),
   ) {
     // Ending the connection first hands the replies already made to the socket.
     this.connection = {
@@ -46,6 +54,7 @@ export abstract class ProtocolHandler {
         out.flush()
         connection.end()
       },
+      resume: () => connection.resume(),
     }
   }
 
@@ -53,8 +62,9 @@ export abstract class ProtocolHandler {
 
   /**
    * Parse one command from buf[start, end) and act on it. Return the bytes consumed, or NEED_MORE.
-   * Call `expect(total)` before returning NEED_MORE when the frame's full size is known, and
-   * `discardNext(n)` to skip n bytes after the consumed ones without buffering them.
+   * Call `expect(total)` before returning NEED_MORE when the frame's full size is known (or
+   * `reserveFrame(total)`, which first takes it from the input budget), and `discardNext(n)` to skip
+   * n bytes after the consumed ones without buffering them.
    */
   protected abstract parseOne(buf: Buffer, start: number, end: number): number
 
@@ -65,7 +75,22 @@ export abstract class ProtocolHandler {
 
   /** True while the handler can take more input (the connection pauses the socket otherwise). */
   get accepting(): boolean {
-    return !this.closed && !this.out.full
+    return !this.closed && !this.out.full && this.holds === 0
+  }
+
+  /**
+   * Parse no later command until the returned function is called. For the commands whose outcome
+   * decides what later ones see: a blocking get (`/t=`, as memcached clients expect), a login, a
+   * `stats` waiting for the commands before it. Everything else runs as it arrives, replies in order.
+   */
+  protected hold(): () => void {
+    this.holds++
+    let held = true
+    return () => {
+      if (!held) return
+      held = false
+      if (--this.holds === 0 && !this.closed) this.connection.resume()
+    }
   }
 
   feed(chunk: Buffer): void {
@@ -74,6 +99,7 @@ export abstract class ProtocolHandler {
     if (this.discard > 0) {
       const skip = Math.min(this.discard, chunk.length)
       this.discard -= skip
+      this.countRead(skip)
       offset = skip
       if (offset === chunk.length) return
     }
@@ -99,17 +125,19 @@ export abstract class ProtocolHandler {
   private pumping = false
 
   private pumpLoop(): void {
-    while (!this.closed && this.end > this.start && !this.out.full) {
+    while (!this.closed && this.end > this.start && !this.out.full && this.holds === 0) {
       const consumed = this.parseOne(this.buf, this.start, this.end)
       // parseOne may have closed the handler (quit, protocol error): the buffer is gone.
       if (this.closed) return
       if (consumed === NEED_MORE) break
       this.wanted = 0
+      this.releaseFrame()
       this.start += consumed
       if (this.discard > 0) {
         const skip = Math.min(this.discard, this.end - this.start)
         this.discard -= skip
         this.start += skip
+        this.countRead(skip)
       }
     }
     if (this.start === this.end) {
@@ -124,10 +152,39 @@ export abstract class ProtocolHandler {
     this.closed = true
     this.start = this.end = 0
     this.buf = Buffer.alloc(0)
+    this.releaseFrame()
+  }
+
+  /**
+   * Count input for `bytes_read` when a command is parsed, before it runs, not when it arrives: a
+   * `stats` then reports the bytes of the commands up to itself, pipelined or not.
+   */
+  protected countRead(bytes: number): void {
+    if (bytes > 0) this.session.countBytes(bytes, 0)
   }
 
   protected expect(totalBytes: number): void {
     this.wanted = totalBytes
+  }
+
+  /**
+   * Wait for a frame of `totalBytes` whose body must be buffered: take its size from the input
+   * budget (once per frame). False when the budget refuses: the subclass answers "out of memory",
+   * consumes the header and discards the body.
+   */
+  protected reserveFrame(totalBytes: number): boolean {
+    if (totalBytes > this.reserved) {
+      if (!this.budget.tryTake(totalBytes - this.reserved, totalBytes)) return false
+      this.reserved = totalBytes
+    }
+    this.expect(totalBytes)
+    return true
+  }
+
+  private releaseFrame(): void {
+    if (this.reserved === 0) return
+    this.budget.give(this.reserved)
+    this.reserved = 0
   }
 
   protected discardNext(bytes: number): void {

@@ -3,36 +3,16 @@
  * Shared by every codec (text, meta, binary), so options mean the same thing on every protocol.
  * Keys arrive as latin1 strings (one char per byte), so a queue name round-trips byte for byte.
  */
+import { PLAIN_READ, type QueueReadOptions } from '../engine/requests.js'
 import { StarlingError } from '../errors.js'
-
-export interface GetOptions {
-  /** Wait up to this long for an item; 0 = do not wait. */
-  timeoutMs: number
-  /** Tentatively remove the head (reliable read). */
-  open: boolean
-  /** Confirm this connection's open read on the queue. */
-  close: boolean
-  /** Put this connection's open read back at the head. */
-  abort: boolean
-  /** Return the head without removing it. */
-  peek: boolean
-}
 
 export interface ParsedKey {
   queue: string
-  options: GetOptions
+  options: QueueReadOptions
 }
 
 /** Longest wait a client may ask for; longer values are clamped (Kestrel clamps too). */
 export const MAX_WAIT_MS = 24 * 3600 * 1000
-
-export const NO_OPTIONS: Readonly<GetOptions> = Object.freeze({
-  timeoutMs: 0,
-  open: false,
-  close: false,
-  abort: false,
-  peek: false,
-})
 
 /** Memcached key rules: 1..maxLength bytes, no spaces or control characters. */
 export function validateKey(key: string, maxLength: number): void {
@@ -51,10 +31,10 @@ export function validateKey(key: string, maxLength: number): void {
 export function parseQueueKey(key: string, maxLength: number): ParsedKey {
   validateKey(key, maxLength)
   const slash = key.indexOf('/')
-  if (slash < 0) return { queue: key, options: NO_OPTIONS }
+  if (slash < 0) return { queue: key, options: PLAIN_READ }
   const queue = key.slice(0, slash)
   if (queue.length === 0) throw new StarlingError('BAD_KEY', 'empty queue name')
-  const options: GetOptions = { timeoutMs: 0, open: false, close: false, abort: false, peek: false }
+  const options: QueueReadOptions = { timeoutMs: 0, open: false, close: false, abort: false, peek: false }
   const seen = new Set<string>()
   for (const part of key.slice(slash + 1).split('/')) {
     const name = part.startsWith('t=') ? 't' : part

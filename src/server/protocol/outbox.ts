@@ -6,6 +6,15 @@
  * without bound.
  */
 
+/**
+ * A reply too large to build at once (`stats` with many queues): its chunks are pulled a few at a
+ * time, between turns of the event loop and only while the client keeps reading.
+ */
+export interface ReplyStream {
+  /** The next chunk, or null when the reply is complete. */
+  next(): Buffer | null
+}
+
 export interface ReplySink {
   write(chunk: Buffer): boolean
   cork(): void
@@ -23,13 +32,22 @@ export interface OutboxLimits {
 const EMPTY: Buffer[] = []
 /** Up to this size a tick's replies are copied into one buffer; larger ones go out corked. */
 const COALESCE_MAX_BYTES = 64 * 1024
+/** A streamed reply writes about this much per event-loop turn, then lets other work run. */
+const STREAM_TURN_BYTES = 128 * 1024
+/** ...and waits for 'drain' while more than this is unread by the client (above the socket's hwm). */
+const STREAM_MAX_UNREAD = 256 * 1024
 
 export class Slot {
   /** Reply chunks, or null while the command is in progress. */
   chunks: Buffer[] | null = null
-  /** For pushWhenReady: builds the chunks when the slot reaches the head. */
-  compute: (() => Buffer[]) | null = null
+  /** For pushWhenReady: builds the chunks (or a stream) when the slot reaches the head. */
+  compute: (() => Buffer[] | ReplyStream) | null = null
+  /** A reply being streamed; the slot completes when the stream ends. */
+  stream: ReplyStream | null = null
 }
+
+/** Fills a reserved slot; only the first call counts. */
+export type Fill = (...chunks: Buffer[]) => void
 
 export class Outbox {
   private readonly slots: Slot[] = []
@@ -40,6 +58,9 @@ export class Outbox {
   private batchBytes = 0
   private flushScheduled = false
   private releasing = false
+  /** A stream at the head waits for the socket's 'drain' (see `drained`). */
+  private awaitingDrain = false
+  private streamTurnScheduled = false
   bytesWritten = 0
 
   constructor(
@@ -77,14 +98,32 @@ export class Outbox {
    * A reply computed when its turn comes (stats): it then reflects every command before it, even
    * ones still waiting for a queue to load or a journal write.
    */
-  pushWhenReady(compute: () => Buffer[]): void {
-    if (this.pendingSlots === 0) {
-      this.push(...compute())
-      return
-    }
+  pushWhenReady(compute: () => Buffer[] | ReplyStream): void {
     const slot = new Slot()
     slot.compute = compute
     this.slots.push(slot)
+    if (this.pendingSlots === 1) this.release()
+  }
+
+  /**
+   * Reserve a slot, run `start` with a fill that counts once (later calls are ignored), and turn a
+   * throw from `start` into the reply `onThrow` makes — unless it already filled the slot.
+   * `settled` runs once the slot is filled, synchronously or later.
+   */
+  later(start: (fill: Fill) => void, onThrow: (err: unknown) => Buffer[], settled?: () => void): void {
+    const slot = this.reserve()
+    let filled = false
+    const fill: Fill = (...chunks) => {
+      if (filled) return
+      filled = true
+      this.fill(slot, ...chunks)
+      settled?.()
+    }
+    try {
+      start(fill)
+    } catch (err) {
+      fill(...onThrow(err))
+    }
   }
 
   /** Reserve a place for a reply that completes later. */
@@ -97,6 +136,13 @@ export class Outbox {
   /** Complete a reserved slot; an empty list means "no reply" (noreply, quiet binary ops). */
   fill(slot: Slot, ...chunks: Buffer[]): void {
     slot.chunks = chunks.length === 0 ? EMPTY : chunks
+    this.release()
+  }
+
+  /** The socket wrote its buffer out: a stream waiting for it goes on. */
+  drained(): void {
+    if (!this.awaitingDrain) return
+    this.awaitingDrain = false
     this.release()
   }
 
@@ -123,8 +169,22 @@ export class Outbox {
       while (this.head < this.slots.length) {
         const slot = this.slots[this.head]!
         if (slot.compute) {
-          slot.chunks = slot.compute()
+          // What was written so far is counted first (bytes_written in a stats reply).
+          if (bytes > 0) {
+            this.onProgress(bytes)
+            bytes = 0
+          }
+          const reply = slot.compute()
           slot.compute = null
+          if (Array.isArray(reply)) slot.chunks = reply
+          else slot.stream = reply
+        }
+        if (slot.stream) {
+          const sent = this.pumpStream(slot.stream)
+          bytes += sent.bytes
+          if (!sent.done) break
+          slot.stream = null
+          slot.chunks = EMPTY
         }
         if (slot.chunks === null) break
         this.head++
@@ -135,7 +195,7 @@ export class Outbox {
       this.releasing = false
     }
     // Even a silent reply (noreply) frees a slot: the connection may resume reading.
-    if (released > 0) this.onProgress(bytes)
+    if (released > 0 || bytes > 0) this.onProgress(bytes)
     if (this.head === this.slots.length) {
       this.slots.length = 0
       this.head = 0
@@ -143,6 +203,32 @@ export class Outbox {
       this.slots.splice(0, this.head)
       this.head = 0
     }
+  }
+
+  /**
+   * Write one turn's worth of the stream at the head. Not done: it goes on at the next turn of the
+   * event loop, or at 'drain' when the client is not reading (no unbounded buffering).
+   */
+  private pumpStream(stream: ReplyStream): { done: boolean; bytes: number } {
+    let bytes = 0
+    if (this.closed) return { done: true, bytes }
+    if (this.sink.writableLength > STREAM_MAX_UNREAD) {
+      this.awaitingDrain = true
+      return { done: false, bytes }
+    }
+    while (bytes < STREAM_TURN_BYTES) {
+      const chunk = stream.next()
+      if (chunk === null) return { done: true, bytes }
+      bytes += this.write([chunk])
+    }
+    if (!this.streamTurnScheduled) {
+      this.streamTurnScheduled = true
+      setImmediate(() => {
+        this.streamTurnScheduled = false
+        if (!this.closed) this.release()
+      })
+    }
+    return { done: false, bytes }
   }
 
   /**

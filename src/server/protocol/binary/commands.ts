@@ -149,7 +149,7 @@ export interface SaslRequest extends RequestFrame {
  * A request answered from its header alone; its body is skipped without being buffered.
  * - notSupported: a memcached command with no meaning for a queue (ADD, APPEND, INCR, TOUCH...).
  * - unknown: an opcode we do not know.
- * - tooLarge: a SET whose value is over maxItemSize (but whose frame is within the hard limit).
+ * - tooLarge: a SET whose value is over maxItemSize (its body within MAX_SKIPPED_BODY_BYTES).
  */
 export interface SkippedRequest extends RequestFrame {
   kind: 'notSupported' | 'unknown' | 'tooLarge'

@@ -18,6 +18,7 @@ import { StarlingError } from '../../errors.js'
 import { parseQueueKey, parseSetKey, validateKey } from '../keyOptions.js'
 import { NEED_MORE, ProtocolHandler } from '../handler.js'
 import {
+  HEADER_LENGTH,
   Opcode,
   Status,
   type BinaryRequest,
@@ -28,7 +29,11 @@ import {
   type StatRequest,
 } from './commands.js'
 import { parseRequest } from './parser.js'
-import { encodeError, encodeItem, encodeKeyMiss, encodeResponse, encodeStats } from './serializer.js'
+import type { Fill } from '../outbox.js'
+import { statsStream } from '../statsStream.js'
+import { encodeError, encodeItem, encodeKeyMiss, encodeResponse, encodeStatPairs, encodeStats } from './serializer.js'
+
+const OUT_OF_MEMORY = 'out of memory storing object'
 
 /** Map a typed error to a binary status and the text sent with it. */
 export function statusForError(err: StarlingError): { status: number; message: string } {
@@ -43,6 +48,8 @@ export function statusForError(err: StarlingError): { status: number; message: s
       return { status: Status.E2BIG, message: err.message }
     case 'QUEUE_FULL':
       return { status: Status.NOT_STORED, message: 'queue full' }
+    case 'OUT_OF_MEMORY':
+      return { status: Status.ENOMEM, message: err.message }
     case 'NOT_SUPPORTED':
       return { status: Status.NOT_SUPPORTED, message: err.message }
     case 'AUTH_REQUIRED':
@@ -59,10 +66,18 @@ export class BinaryHandler extends ProtocolHandler {
   protected parseOne(buf: Buffer, start: number, end: number): number {
     const outcome = parseRequest(buf, start, end, this.limits)
     if (outcome.request === null) {
-      this.expect(outcome.needed)
-      return NEED_MORE
+      if (outcome.header === null) {
+        this.expect(outcome.needed)
+        return NEED_MORE
+      }
+      if (this.reserveFrame(outcome.needed)) return NEED_MORE
+      // No room in the input budget: refuse from the header and swallow the body, staying in step.
+      this.out.push(encodeError(outcome.header.opcode, outcome.header.opaque, Status.ENOMEM, OUT_OF_MEMORY))
+      this.discardNext(outcome.needed - HEADER_LENGTH)
+      return HEADER_LENGTH
     }
     const request = outcome.request
+    this.countRead(outcome.consumed)
     if (request.kind === 'violation') {
       this.out.push(encodeError(request.opcode, request.opaque, request.status, request.message))
       this.hangUp()
@@ -95,15 +110,14 @@ export class BinaryHandler extends ProtocolHandler {
         return this.set(request)
       case 'delete':
         return this.delete(request)
-      case 'flush': {
-        const slot = this.out.reserve()
-        this.session.flushAll((err) => {
-          if (err) this.out.fill(slot, this.errorFor(opcode, opaque, err))
-          else if (request.quiet) this.out.fill(slot)
-          else this.out.fill(slot, encodeResponse(opcode, opaque, Status.NO_ERROR))
-        })
-        return
-      }
+      case 'flush':
+        return this.later(opcode, opaque, (fill) =>
+          this.session.flushAll((err) => {
+            if (err) fill(this.errorFor(opcode, opaque, err))
+            else if (request.quiet) fill()
+            else fill(encodeResponse(opcode, opaque, Status.NO_ERROR))
+          }),
+        )
       case 'noop':
         // Its reply goes out behind every earlier (quiet or pending) reply: the Outbox keeps order.
         this.out.push(encodeResponse(opcode, opaque, Status.NO_ERROR))
@@ -142,14 +156,21 @@ export class BinaryHandler extends ProtocolHandler {
   private get(request: GetRequest): void {
     const { queue, options } = parseQueueKey(request.key, this.limits.maxKeyLength)
     const { opcode, opaque, key, quiet, withKey } = request
-    const slot = this.out.reserve()
-    this.session.get(queue, options, (err, item) => {
-      if (err) this.out.fill(slot, this.errorFor(opcode, opaque, err))
-      else if (item) this.out.fill(slot, ...encodeItem(opcode, opaque, withKey ? key : null, item.flags, item.cas, item.data))
-      else if (quiet) this.out.fill(slot)
-      else if (withKey) this.out.fill(slot, encodeKeyMiss(opcode, opaque, key))
-      else this.out.fill(slot, encodeError(opcode, opaque, Status.KEY_ENOENT))
-    })
+    // A blocking get holds later requests until it is answered (arrival order).
+    const settled = options.timeoutMs > 0 ? this.hold() : undefined
+    this.later(
+      opcode,
+      opaque,
+      (fill) =>
+        this.session.get(queue, options, (err, item) => {
+          if (err) fill(this.errorFor(opcode, opaque, err))
+          else if (item) fill(...encodeItem(opcode, opaque, withKey ? key : null, item.flags, item.cas, item.data))
+          else if (quiet) fill()
+          else if (withKey) fill(encodeKeyMiss(opcode, opaque, key))
+          else fill(encodeError(opcode, opaque, Status.KEY_ENOENT))
+        }),
+      settled,
+    )
   }
 
   private set(request: SetRequest): void {
@@ -160,12 +181,13 @@ export class BinaryHandler extends ProtocolHandler {
       this.out.push(encodeError(opcode, opaque, Status.NOT_SUPPORTED, 'cas is not supported on a queue'))
       return
     }
-    const slot = this.out.reserve()
-    this.session.set(queue, request.flags, request.exptime, request.value, (err) => {
-      if (err) this.out.fill(slot, this.errorFor(opcode, opaque, err))
-      else if (quiet) this.out.fill(slot)
-      else this.out.fill(slot, encodeResponse(opcode, opaque, Status.NO_ERROR))
-    })
+    this.later(opcode, opaque, (fill) =>
+      this.session.set(queue, request.flags, request.exptime, request.value, (err) => {
+        if (err) fill(this.errorFor(opcode, opaque, err))
+        else if (quiet) fill()
+        else fill(encodeResponse(opcode, opaque, Status.NO_ERROR))
+      }),
+    )
   }
 
   private delete(request: DeleteRequest): void {
@@ -176,26 +198,38 @@ export class BinaryHandler extends ProtocolHandler {
       this.out.push(encodeError(opcode, opaque, Status.NOT_SUPPORTED, 'cas is not supported on a queue'))
       return
     }
-    const slot = this.out.reserve()
-    this.session.delete(request.key, (err, existed) => {
-      if (err) this.out.fill(slot, this.errorFor(opcode, opaque, err))
-      else if (!existed) this.out.fill(slot, encodeError(opcode, opaque, Status.KEY_ENOENT))
-      else if (quiet) this.out.fill(slot)
-      else this.out.fill(slot, encodeResponse(opcode, opaque, Status.NO_ERROR))
-    })
+    this.later(opcode, opaque, (fill) =>
+      this.session.delete(request.key, (err, existed) => {
+        if (err) fill(this.errorFor(opcode, opaque, err))
+        else if (!existed) fill(encodeError(opcode, opaque, Status.KEY_ENOENT))
+        else if (quiet) fill()
+        else fill(encodeResponse(opcode, opaque, Status.NO_ERROR))
+      }),
+    )
   }
 
   private stat(request: StatRequest): void {
     const { opcode, opaque } = request
     const key = request.key
+    // Taken when every earlier request is done and before any later one is parsed, then streamed.
+    const release = this.hold()
     this.out.pushWhenReady(() => {
-      if (key === null) return [encodeStats(opcode, opaque, this.session.stats())]
-      if (key === 'reset') {
-        this.session.resetStats() // memcached's STAT "reset": just the terminator back
-        return [encodeStats(opcode, opaque, [])]
+      try {
+        if (key === 'reset') {
+          this.session.resetStats() // memcached's STAT "reset": just the terminator back
+          return [encodeStats(opcode, opaque, [])]
+        }
+        if (key === null) {
+          const encode = (pairs: ReadonlyArray<readonly [string, string]>): Buffer => encodeStatPairs(opcode, opaque, pairs)
+          return statsStream(this.session.stats(), encode, encodeResponse(opcode, opaque, Status.NO_ERROR))
+        }
+        const pairs = this.session.queueStats(key)
+        return [pairs === null ? encodeError(opcode, opaque, Status.KEY_ENOENT) : encodeStats(opcode, opaque, pairs)]
+      } catch (err) {
+        return [this.errorForThrow(opcode, opaque, err)]
+      } finally {
+        release()
       }
-      const pairs = this.session.queueStats(key)
-      return [pairs === null ? encodeError(opcode, opaque, Status.KEY_ENOENT) : encodeStats(opcode, opaque, pairs)]
     })
   }
 
@@ -212,6 +246,16 @@ export class BinaryHandler extends ProtocolHandler {
     } else {
       this.out.push(encodeError(opcode, opaque, Status.AUTH_ERROR))
     }
+  }
+
+  /** Reserve the reply's place, fill it once; a throw from the session becomes an error reply. */
+  private later(opcode: number, opaque: number, start: (fill: Fill) => void, settled?: () => void): void {
+    this.out.later(start, (err) => [this.errorForThrow(opcode, opaque, err)], settled)
+  }
+
+  private errorForThrow(opcode: number, opaque: number, err: unknown): Buffer {
+    if (err instanceof StarlingError) return this.errorFor(opcode, opaque, err)
+    return encodeError(opcode, opaque, Status.INTERNAL_ERROR, err instanceof Error ? err.message : String(err))
   }
 
   private errorFor(opcode: number, opaque: number, err: StarlingError): Buffer {

@@ -7,7 +7,8 @@
  * Structure is checked the way memcached's dispatch_bin_command checks it; a frame that fails is a
  * ProtocolViolation and the connection closes. Requests that need no body (unknown opcodes,
  * commands a queue does not support, an oversized SET) are returned from the header alone, with
- * the number of body bytes to skip, so their payloads are never buffered.
+ * the number of body bytes to skip, so their payloads are never buffered and the connection stays
+ * open (up to MAX_SKIPPED_BODY_BYTES).
  */
 import {
   HEADER_LENGTH,
@@ -24,14 +25,29 @@ export interface BinaryParserLimits {
   maxItemSize: number
 }
 
-/** Room a frame may take beyond its value (key, extras) before it is refused outright. */
+/** Room a buffered frame may take beyond its value (key, extras) before it is refused outright. */
 export const FRAME_SLACK_BYTES = 64 * 1024
+
+/**
+ * The largest body a refused frame (an oversized SET, an unknown or unsupported opcode) may declare
+ * and still be skipped with the connection kept open, as memcached swallows it. Beyond it (or
+ * beyond maxItemSize + FRAME_SLACK_BYTES when that is larger) the length is taken for garbage:
+ * E2BIG, then the connection closes.
+ */
+export const MAX_SKIPPED_BODY_BYTES = 64 * 1024 * 1024
+
+export function maxSkippableBody(limits: BinaryParserLimits): number {
+  return Math.max(MAX_SKIPPED_BODY_BYTES, limits.maxItemSize + FRAME_SLACK_BYTES)
+}
 
 export type ParseOutcome =
   /** A request; `consumed` bytes from `start` belong to it (header only, for skipped requests). */
   | { request: BinaryRequest; consumed: number }
-  /** Incomplete: the frame needs `needed` bytes from `start` in total. */
-  | { request: null; needed: number }
+  /**
+   * Incomplete: the frame needs `needed` bytes from `start` in total. `header` is set once the
+   * header is in and checked (its body is what is awaited), so the frame can still be refused.
+   */
+  | { request: null; needed: number; header: { opcode: number; opaque: number } | null }
 
 interface Header {
   opcode: number
@@ -48,12 +64,12 @@ export function parseRequest(
   limits: BinaryParserLimits,
 ): ParseOutcome {
   const available = end - start
-  if (available <= 0) return { request: null, needed: HEADER_LENGTH }
+  if (available <= 0) return { request: null, needed: HEADER_LENGTH, header: null }
   // Wrong magic is known from the first byte: do not wait for a header that may never come.
   if (buf[start] !== REQUEST_MAGIC) {
     return violation({ opcode: 0, opaque: 0 }, Status.EINVAL, 'bad magic byte', available)
   }
-  if (available < HEADER_LENGTH) return { request: null, needed: HEADER_LENGTH }
+  if (available < HEADER_LENGTH) return { request: null, needed: HEADER_LENGTH, header: null }
 
   const header: Header = {
     opcode: buf[start + 1]!,
@@ -64,7 +80,7 @@ export function parseRequest(
   }
   const { keyLength: k, extrasLength: e, bodyLength: b } = header
 
-  if (b > limits.maxItemSize + FRAME_SLACK_BYTES) {
+  if (b > maxSkippableBody(limits)) {
     return violation(header, Status.E2BIG, 'frame too large', available)
   }
   if (k + e > b) {
@@ -73,6 +89,7 @@ export function parseRequest(
   const problem = checkShape(header)
   if (problem !== null) return violation(header, Status.EINVAL, problem, available)
 
+  // A skipped body is streamed away, never buffered, so it may exceed the buffered-frame limit.
   const skipped = skippedKind(header, limits)
   if (skipped !== null) {
     return {
@@ -80,9 +97,12 @@ export function parseRequest(
       consumed: HEADER_LENGTH,
     }
   }
+  if (b > limits.maxItemSize + FRAME_SLACK_BYTES) {
+    return violation(header, Status.E2BIG, 'frame too large', available)
+  }
 
   const total = HEADER_LENGTH + b
-  if (available < total) return { request: null, needed: total }
+  if (available < total) return { request: null, needed: total, header: { opcode: header.opcode, opaque: header.opaque } }
   return { request: build(buf, start, header), consumed: total }
 }
 

@@ -96,7 +96,12 @@ export function encodeKeyMiss(opcode: number, opaque: number, key: string): Buff
  * the series. All in one buffer: stats are small and written together.
  */
 export function encodeStats(opcode: number, opaque: number, pairs: ReadonlyArray<readonly [string, string]>): Buffer {
-  let size = HEADER_LENGTH
+  return Buffer.concat([encodeStatPairs(opcode, opaque, pairs), encodeResponse(opcode, opaque, Status.NO_ERROR)])
+}
+
+/** One response per pair, without the empty one that ends a STAT reply (a batch of a stream). */
+export function encodeStatPairs(opcode: number, opaque: number, pairs: ReadonlyArray<readonly [string, string]>): Buffer {
+  let size = 0
   for (const [name, value] of pairs) {
     size += HEADER_LENGTH + Buffer.byteLength(name, 'latin1') + Buffer.byteLength(value, 'latin1')
   }
@@ -118,14 +123,5 @@ export function encodeStats(opcode: number, opaque: number, pairs: ReadonlyArray
     offset += buf.write(name, offset, 'latin1')
     offset += buf.write(value, offset, 'latin1')
   }
-  writeHeader(buf, offset, {
-    opcode,
-    opaque,
-    status: Status.NO_ERROR,
-    cas: 0,
-    extrasLength: 0,
-    keyLength: 0,
-    bodyLength: 0,
-  })
   return buf
 }

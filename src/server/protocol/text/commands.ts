@@ -169,6 +169,12 @@ export type TextCommand =
 export interface Incomplete {
   kind: 'incomplete'
   expectBytes: number
+  /**
+   * Set with expectBytes (a data block is awaited): the command line's length, and its noreply —
+   * what the handler needs to refuse the frame at once and discard the block (input budget).
+   */
+  headerBytes?: number
+  noreply?: boolean
 }
 
 export interface Parsed {

@@ -6,15 +6,17 @@
  */
 import { NEED_MORE, ProtocolHandler } from '../handler.js'
 import { parseQueueKey, parseSetKey, type ParsedKey } from '../keyOptions.js'
-import type { Slot } from '../outbox.js'
-import type {
-  DeleteCommand,
-  FlushCommand,
-  GetCommand,
-  ParseFailure,
-  SetCommand,
-  TextCommand,
+import { statsStream } from '../statsStream.js'
+import {
+  failure,
+  type DeleteCommand,
+  type FlushCommand,
+  type GetCommand,
+  type ParseFailure,
+  type SetCommand,
+  type TextCommand,
 } from './commands.js'
+import { StarlingError } from '../../errors.js'
 import { executeMeta, plainQueueName, replyFor, type MetaContext } from './meta.js'
 import { parseCommand, skipThroughNewline } from './parser.js'
 import {
@@ -30,34 +32,51 @@ import {
   UNAUTHENTICATED,
   clientError,
   errorReply,
+  statLines,
   statsReply,
   valueHeader,
   versionReply,
 } from './serializer.js'
 
 const NUL = Buffer.from([0])
+
+function outOfMemory(): StarlingError {
+  return new StarlingError('OUT_OF_MEMORY', 'out of memory storing object')
+}
 const SPACE = 0x20
 
 export class TextHandler extends ProtocolHandler {
   /** After a bad data chunk: skipping input through the next newline. */
   private resyncing = false
-  private readonly metaContext: MetaContext = { session: this.session, out: this.out, limits: this.limits }
+  private readonly metaContext: MetaContext = {
+    session: this.session,
+    out: this.out,
+    limits: this.limits,
+    hold: () => this.hold(),
+  }
 
   protected parseOne(buf: Buffer, start: number, end: number): number {
     if (this.resyncing) {
       const skip = skipThroughNewline(buf, start, end)
       if (skip.found) this.resyncing = false
+      this.countRead(skip.consumed)
       return skip.consumed
     }
     const result = parseCommand(buf, start, end, this.limits)
     switch (result.kind) {
-      case 'incomplete':
-        if (result.expectBytes > 0) this.expect(result.expectBytes)
-        return NEED_MORE
+      case 'incomplete': {
+        const header = result.headerBytes ?? 0
+        if (result.expectBytes === 0 || this.reserveFrame(result.expectBytes)) return NEED_MORE
+        // No room in the input budget: refuse now and swallow the data block, staying in step.
+        this.refuse(failure(header, outOfMemory(), { discard: result.expectBytes - header, noreply: result.noreply ?? false }))
+        return header
+      }
       case 'error':
+        this.countRead(result.consumed)
         this.refuse(result)
         return result.consumed
       case 'command':
+        this.countRead(result.consumed)
         this.execute(result.command)
         return result.consumed
     }
@@ -108,12 +127,31 @@ export class TextHandler extends ProtocolHandler {
       }
       case 'stats': {
         const queue = cmd.queue
-        // memcached's `stats reset` (so `reset` names no queue here; binary STAT reaches it).
+        // Taken when every command before it is done, before any after it is parsed: it shows
+        // (or, for memcached's `stats reset`, zeroes) exactly the commands before it.
+        const release = this.hold()
         if (queue === 'reset') {
-          out.pushWhenReady(() => (session.resetStats(), [RESET]))
+          // `reset` names no queue here; binary STAT with a key reaches such a queue.
+          out.pushWhenReady(() => {
+            try {
+              session.resetStats()
+              return [RESET]
+            } finally {
+              release()
+            }
+          })
           return
         }
-        out.pushWhenReady(() => [statsReply((queue === null ? session.stats() : session.queueStats(queue)) ?? [])])
+        out.pushWhenReady(() => {
+          try {
+            if (queue === null) return statsStream(session.stats(), statLines, END)
+            return [statsReply(session.queueStats(queue) ?? [])]
+          } catch (err) {
+            return [replyFor(err)]
+          } finally {
+            release()
+          }
+        })
         return
       }
       case 'version':
@@ -172,34 +210,42 @@ export class TextHandler extends ProtocolHandler {
       this.out.push(replyFor(err))
       return
     }
-    const slot = this.out.reserve()
-    const chunks: Buffer[] = []
-    let filled = false
-    const finish = (last: Buffer): void => {
-      if (filled) return
-      filled = true
-      chunks.push(last)
-      this.out.fill(slot, ...chunks)
-    }
-    let index = 0
-    const next = (): void => {
-      if (index === keys.length) return finish(END)
-      const i = index++
-      const { queue, options } = keys[i]!
-      try {
-        this.session.get(queue, options, (err, item) => {
-          if (filled) return
-          if (err) return finish(errorReply(err))
-          if (item) {
-            chunks.push(valueHeader(cmd.keys[i]!, item.flags, item.data.length, cmd.withCas ? item.cas : -1), item.data, CRLF)
+    // A blocking get holds later commands until it is answered: they must not feed it or see the
+    // queue before it (memcached clients expect the wait to come first).
+    const blocking = keys.some((k) => k.options.timeoutMs > 0)
+    const settled = blocking ? this.hold() : undefined
+    this.out.later(
+      (fill) => {
+        const chunks: Buffer[] = []
+        let index = 0
+        let ended = false
+        const finish = (last: Buffer): void => {
+          ended = true
+          fill(...chunks, last)
+        }
+        const next = (): void => {
+          if (index === keys.length) return finish(END)
+          const i = index++
+          const { queue, options } = keys[i]!
+          try {
+            this.session.get(queue, options, (err, item) => {
+              if (ended) return
+              if (err) return finish(errorReply(err))
+              if (item) {
+                chunks.push(valueHeader(cmd.keys[i]!, item.flags, item.data.length, cmd.withCas ? item.cas : -1), item.data, CRLF)
+              }
+              next()
+            })
+          } catch (err) {
+            // The items already taken are sent, then the error.
+            finish(replyFor(err))
           }
-          next()
-        })
-      } catch (err) {
-        finish(replyFor(err))
-      }
-    }
-    next()
+        }
+        next()
+      },
+      (err) => [replyFor(err)],
+      settled,
+    )
   }
 
   /** The queue a delete or flush names, or null once the error is answered (options, bad key). */
@@ -233,23 +279,14 @@ export class TextHandler extends ProtocolHandler {
   }
 
   /**
-   * Run a Session call whose reply may come later: reserve the slot now (replies stay in command
-   * order), fill it exactly once — with `null` meaning no reply — even if the call throws.
+   * Run a Session call whose reply may come later: the slot is reserved now (replies stay in
+   * command order) and filled once, `null` meaning no reply, even if the call throws.
    */
   private later(start: (done: (reply: Buffer | null) => void) => void, noreply: boolean): void {
-    const slot: Slot = this.out.reserve()
-    let filled = false
-    const done = (reply: Buffer | null): void => {
-      if (filled) return
-      filled = true
-      if (reply === null) this.out.fill(slot)
-      else this.out.fill(slot, reply)
-    }
-    try {
-      start(done)
-    } catch (err) {
-      done(noreply ? null : replyFor(err))
-    }
+    this.out.later(
+      (fill) => start((reply) => (reply === null ? fill() : fill(reply))),
+      (err) => (noreply ? [] : [replyFor(err)]),
+    )
   }
 
   /** memcached's text auth: a `set` whose data is `username password`. */

@@ -103,7 +103,8 @@ function parseMetaSet(
     return failure(lineLength, new StarlingError('TOO_LARGE', 'object too large for cache'), { discard: bytes + 2 })
   }
   const total = lineLength + bytes + 2
-  if (end - start < total) return { kind: 'incomplete', expectBytes: total }
+  // ms has no noreply: `q` hides HD only, errors are always sent.
+  if (end - start < total) return { kind: 'incomplete', expectBytes: total, headerBytes: lineLength, noreply: false }
   const dataStart = start + lineLength
   const dataEnd = dataStart + bytes
   if (buf[dataEnd] !== CR || buf[dataEnd + 1] !== LF) {
@@ -211,6 +212,8 @@ export interface MetaContext {
   session: Session
   out: Outbox
   limits: ProtocolLimits
+  /** Parse no later command until the returned function runs (a blocking mg). */
+  hold: () => () => void
 }
 
 /** Act on a meta command; replies go into the outbox in command order. */
@@ -232,19 +235,8 @@ export function executeMeta(cmd: MetaCommand, ctx: MetaContext): void {
 }
 
 /** Reserve the reply's place, run the session call, fill the place once; a throw becomes the reply. */
-function replyLater(ctx: MetaContext, run: (fill: (...chunks: Buffer[]) => void) => void): void {
-  const slot = ctx.out.reserve()
-  let filled = false
-  const fill = (...chunks: Buffer[]): void => {
-    if (filled) return
-    filled = true
-    ctx.out.fill(slot, ...chunks)
-  }
-  try {
-    run(fill)
-  } catch (err) {
-    fill(replyFor(err))
-  }
+function replyLater(ctx: MetaContext, run: (fill: (...chunks: Buffer[]) => void) => void, settled?: () => void): void {
+  ctx.out.later(run, (err) => [replyFor(err)], settled)
 }
 
 function metaGet(key: string, value: boolean, ret: MetaReturnFlags, ctx: MetaContext): void {
@@ -256,14 +248,17 @@ function metaGet(key: string, value: boolean, ret: MetaReturnFlags, ctx: MetaCon
     return
   }
   const { queue, options } = parsed
-  replyLater(ctx, (fill) =>
-    ctx.session.get(queue, options, (err, item) => {
-      if (err) return fill(errorReply(err))
-      if (!item) return ret.quiet ? fill() : fill(metaLine('EN', ret, null))
-      const info = itemInfo(item)
-      if (!value) return fill(metaLine('HD', ret, info))
-      fill(metaLine('VA ' + item.data.length, ret, info), item.data, CRLF)
-    }),
+  replyLater(
+    ctx,
+    (fill) =>
+      ctx.session.get(queue, options, (err, item) => {
+        if (err) return fill(errorReply(err))
+        if (!item) return ret.quiet ? fill() : fill(metaLine('EN', ret, null))
+        const info = itemInfo(item)
+        if (!value) return fill(metaLine('HD', ret, info))
+        fill(metaLine('VA ' + item.data.length, ret, info), item.data, CRLF)
+      }),
+    options.timeoutMs > 0 ? ctx.hold() : undefined,
   )
 }
 

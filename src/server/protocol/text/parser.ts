@@ -5,7 +5,7 @@
  * (expect / discard / resync) the result asks for. Meta commands share the line framing and are
  * parsed in meta.ts.
  *
- * Framing rules (memcached's, DESIGN §4):
+ * Framing rules (memcached's; docs/architecture.md, "Protocols"):
  * - a command line ends in "\r\n" or a bare "\n";
  * - a line with no newline within maxLineLength bytes is an error that closes the connection, so a
  *   client cannot make us buffer without bound (decided on the first maxLineLength + 2 bytes, so the
@@ -144,7 +144,7 @@ function parseStorage(
     return failure(lineLength, badCommandLine(), { discard: bytes + 2 })
   }
   const total = lineLength + bytes + 2
-  if (end - start < total) return { kind: 'incomplete', expectBytes: total }
+  if (end - start < total) return { kind: 'incomplete', expectBytes: total, headerBytes: lineLength, noreply }
   const dataStart = start + lineLength
   const dataEnd = dataStart + bytes
   if (buf[dataEnd] !== CR || buf[dataEnd + 1] !== LF) {

@@ -89,10 +89,18 @@ export function valueHeader(key: string, flags: number, bytes: number, cas = -1)
 
 /** `STAT <name> <value>` lines then `END`, as one buffer. */
 export function statsReply(pairs: ReadonlyArray<readonly [string, string]>): Buffer {
+  return Buffer.from(statText(pairs) + 'END\r\n', 'latin1')
+}
+
+/** `STAT name value` lines, without the END (one batch of a streamed stats reply). */
+export function statLines(pairs: ReadonlyArray<readonly [string, string]>): Buffer {
+  return Buffer.from(statText(pairs), 'latin1')
+}
+
+function statText(pairs: ReadonlyArray<readonly [string, string]>): string {
   let text = ''
   for (const [name, value] of pairs) text += `STAT ${name} ${value}\r\n`
-  text += 'END\r\n'
-  return Buffer.from(text, 'latin1')
+  return text
 }
 
 export function versionReply(version: string): Buffer {

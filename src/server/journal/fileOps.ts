@@ -1,5 +1,6 @@
 /**
- * Test hooks for the journal: injected I/O errors and Kestrel-style failpoints.
+ * The journal's file operations (write, fsync, truncate, open, rename, unlink), with the hooks
+ * that tests use to make them fail: injected I/O errors and Kestrel-style failpoints.
  *
  * - `setFaultInjector(fn)`: before each file operation the journal calls `fn({op, path})`; an
  *   Error returned is thrown (or passed to the callback) as if the OS had failed. A failed `write`
@@ -78,9 +79,18 @@ export function writeFully(fd: number, buf: Buffer, length: number, position: nu
   }
 }
 
+/** Told how long each journal fdatasync took, in seconds (the metrics histogram); none = no timing. */
+let fsyncObserver: ((seconds: number) => void) | undefined
+
+export function setFsyncObserver(fn: ((seconds: number) => void) | undefined): void {
+  fsyncObserver = fn
+}
+
 export function fdatasyncNow(fd: number, path?: string): void {
   check('fsync', path)
+  const started = fsyncObserver ? performance.now() : 0
   fs.fdatasyncSync(fd)
+  fsyncObserver?.((performance.now() - started) / 1000)
 }
 
 export function fdatasyncAsync(fd: number, path: string | undefined, cb: (err: Error | null) => void): void {
@@ -89,7 +99,13 @@ export function fdatasyncAsync(fd: number, path: string | undefined, cb: (err: E
     setImmediate(cb, err)
     return
   }
-  fs.fdatasync(fd, cb)
+  const observer = fsyncObserver
+  if (!observer) return fs.fdatasync(fd, cb)
+  const started = performance.now()
+  fs.fdatasync(fd, (e) => {
+    observer((performance.now() - started) / 1000)
+    cb(e)
+  })
 }
 
 export function ftruncateNow(fd: number, length: number, path?: string): void {

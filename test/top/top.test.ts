@@ -7,7 +7,7 @@ import { join } from 'node:path'
 import { ROOT, startServer, removeDir } from '../helpers/server.js'
 import { StarlingClient } from '../../src/index.js'
 import { parseStats } from '../../src/client/stats.js'
-import { formatBytes, formatUptime, parseTopArgs, renderTop, type TopSnapshot } from '../../src/client/top.js'
+import { formatBytes, formatUptime, parseTopArgs, renderTop, type TopSnapshot } from '../../src/top/top.js'
 
 const TOP = join(ROOT, 'bin', 'starling_top')
 // The launcher runs as a user runs it: without the test runner's TypeScript loader hooks.

@@ -7,8 +7,8 @@
  * difference between them), so it can be tested on fixed stats. main() does the I/O.
  */
 import { parseArgs } from 'node:util'
-import { StarlingClient } from './client.js'
-import { queueStats, type ServerStats } from './stats.js'
+// Only the library's public API: starling_top is a client like any other.
+import { StarlingClient, queueStats, type ServerStats } from '../index.js'
 
 export interface TopServerSample {
   server: string

@@ -1,0 +1,28 @@
+/**
+ * The engine's request types: what a caller may ask of a queue read. The protocol layer builds
+ * them from wire syntax (Kestrel key options such as `q/t=500/open`, see protocol/keyOptions.ts);
+ * the engine owns them, so nothing below the protocol layer imports from it.
+ */
+
+/** How to read from a queue: wait, reliable read (open/close/abort), or peek. */
+export interface QueueReadOptions {
+  /** Wait up to this long for an item; 0 = do not wait. */
+  timeoutMs: number
+  /** Tentatively remove the head (reliable read). */
+  open: boolean
+  /** Confirm this connection's open read on the queue. */
+  close: boolean
+  /** Put this connection's open read back at the head. */
+  abort: boolean
+  /** Return the head without removing it. */
+  peek: boolean
+}
+
+/** A plain read: take the head now, no waiting. */
+export const PLAIN_READ: Readonly<QueueReadOptions> = Object.freeze({
+  timeoutMs: 0,
+  open: false,
+  close: false,
+  abort: false,
+  peek: false,
+})

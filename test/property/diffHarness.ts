@@ -1,0 +1,124 @@
+/**
+ * Shared by the differential pipeline tests (issue 16): run one script on two fresh servers — all
+ * of it in one socket write on one, one command per round trip on the other — and hand back both
+ * transcripts. Every command is followed by a marker (text `mn`, binary NOOP) in both runs, so the
+ * round-trip runner knows when a command's reply (or its silence: noreply, quiet) is complete; the
+ * markers are in the same places in both runs, so byte counts in stats agree too.
+ */
+import { connect, type Socket } from 'node:net'
+import { startServer, removeDir, type RunningServer } from '../helpers/server.js'
+
+/** How many scripts to run: a few under `npm test`, many under `npm run fuzz`. */
+export const FUZZ = process.env['STARLING_FUZZ'] === '1'
+
+export interface Transcript {
+  bytes: Buffer
+}
+
+/** Runs one script per call on a new pair of servers, stopped afterwards. */
+export async function withTwoServers<T>(fn: (a: RunningServer, b: RunningServer) => Promise<T>): Promise<T> {
+  const [a, b] = await Promise.all([startServer(), startServer()])
+  try {
+    return await fn(a, b)
+  } finally {
+    await Promise.all([a.stop(), b.stop()])
+    removeDir(a.spool)
+    removeDir(b.spool)
+  }
+}
+
+function open(port: number): Promise<Socket> {
+  return new Promise((resolve, reject) => {
+    const s = connect(port, '127.0.0.1', () => resolve(s))
+    s.once('error', reject)
+  })
+}
+
+/**
+ * A socket that collects everything it receives; `waitFor(pred)` resolves when the collected bytes
+ * satisfy `pred` (or rejects with them after `timeoutMs`).
+ */
+export class Collector {
+  buf = Buffer.alloc(0)
+  private wake: (() => void) | null = null
+  closed = false
+
+  private constructor(readonly socket: Socket) {
+    socket.on('data', (d: Buffer) => {
+      this.buf = Buffer.concat([this.buf, d])
+      this.wake?.()
+    })
+    socket.on('close', () => {
+      this.closed = true
+      this.wake?.()
+    })
+    socket.on('error', () => {})
+  }
+
+  static async connect(port: number): Promise<Collector> {
+    return new Collector(await open(port))
+  }
+
+  async waitFor(pred: (buf: Buffer) => boolean, timeoutMs = 20_000): Promise<void> {
+    const deadline = Date.now() + timeoutMs
+    while (!pred(this.buf)) {
+      if (this.closed) throw new Error(`connection closed; got ${JSON.stringify(this.buf.toString('latin1'))}`)
+      const left = deadline - Date.now()
+      if (left <= 0) throw new Error(`timeout; got ${JSON.stringify(this.buf.toString('latin1'))}`)
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(resolve, left)
+        this.wake = () => {
+          clearTimeout(timer)
+          resolve()
+        }
+      })
+      this.wake = null
+    }
+  }
+
+  close(): void {
+    this.socket.destroy()
+  }
+}
+
+/**
+ * Run `commands` (each already followed by its marker) pipelined on server a and one at a time on
+ * server b; `markers(buf)` counts complete markers in a transcript, `expected[i]` how many command
+ * i yields (its own marker, plus one if the command is itself a marker command).
+ */
+export async function runBoth(
+  a: RunningServer,
+  b: RunningServer,
+  commands: Buffer[],
+  markers: (buf: Buffer) => number,
+  expected: number[] = commands.map(() => 1),
+): Promise<{ pipelined: Buffer; oneByOne: Buffer }> {
+  const p = await Collector.connect(a.port)
+  const r = await Collector.connect(b.port)
+  try {
+    p.socket.write(Buffer.concat(commands))
+    let total = 0
+    const oneByOne = (async () => {
+      for (let i = 0; i < commands.length; i++) {
+        total += expected[i]!
+        const want = total
+        r.socket.write(commands[i]!)
+        await r.waitFor((buf) => markers(buf) >= want)
+      }
+    })()
+    const all = expected.reduce((x, y) => x + y, 0)
+    await Promise.all([p.waitFor((buf) => markers(buf) >= all), oneByOne])
+    return { pipelined: p.buf, oneByOne: r.buf }
+  } finally {
+    p.close()
+    r.close()
+  }
+}
+
+/** Where two transcripts first differ, with some context (for the failure message). */
+export function firstDifference(p: string, o: string): string {
+  let i = 0
+  while (i < p.length && i < o.length && p[i] === o[i]) i++
+  const from = Math.max(0, i - 120)
+  return `at byte ${i}:\n  pipelined:  ${JSON.stringify(p.slice(from, i + 120))}\n  one by one: ${JSON.stringify(o.slice(from, i + 120))}`
+}
