@@ -35,6 +35,8 @@ export interface AuthConfig {
   /** user → password, plain or `scrypt$<salt-hex>$<hash-hex>`. */
   users: Record<string, string>
   allowTextUnauthenticated: boolean
+  /** Failed logins on one connection before it is closed (auth.max_login_failures). */
+  maxLoginFailures: number
 }
 
 export interface TlsConfig {
@@ -247,10 +249,14 @@ function parseQueueSettings(prefix: string, raw: unknown): Partial<QueueSettings
   return out
 }
 
+/** Failed logins a connection may make before it is closed (guessing passwords costs reconnects). */
+export const DEFAULT_MAX_LOGIN_FAILURES = 3
+
 function parseAuth(raw: unknown): AuthConfig {
   if (!isPlainObject(raw)) throw new ConfigError('config key starling.auth must be a map')
   let users: Record<string, string> = {}
   let allowTextUnauthenticated = false
+  let maxLoginFailures = DEFAULT_MAX_LOGIN_FAILURES
   for (const [k, v] of Object.entries(raw)) {
     if (k === 'users') {
       if (!isPlainObject(v) || Object.keys(v).length === 0) {
@@ -259,12 +265,14 @@ function parseAuth(raw: unknown): AuthConfig {
       users = Object.fromEntries(Object.entries(v).map(([u, p]) => [u, str(`starling.auth.users.${u}`, p)]))
     } else if (k === 'allow_text_unauthenticated') {
       allowTextUnauthenticated = bool(`starling.auth.${k}`, v)
+    } else if (k === 'max_login_failures') {
+      maxLoginFailures = int(`starling.auth.${k}`, v, 1)
     } else {
       throw new ConfigError(`unknown config key starling.auth.${k}`)
     }
   }
   if (Object.keys(users).length === 0) throw new ConfigError('config key starling.auth.users is required')
-  return { users, allowTextUnauthenticated }
+  return { users, allowTextUnauthenticated, maxLoginFailures }
 }
 
 function parseTls(raw: unknown): TlsConfig {

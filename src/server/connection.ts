@@ -40,7 +40,7 @@ export class Connection {
     private readonly options: ConnectionOptions,
     private readonly onClose: (conn: Connection) => void,
   ) {
-    this.session = dispatcher.createSession()
+    this.session = dispatcher.createSession(`${socket.remoteAddress ?? '?'}:${socket.remotePort ?? '?'}`)
     this.outbox = new Outbox(socket, options.outbox, (bytes) => {
       this.session.countBytes(0, bytes)
       if (this.idleDeferred && this.outbox.pendingSlots === 0) this.armIdleTimer()

@@ -6,7 +6,7 @@
  * Completion callbacks may run synchronously or later (journal write, fsync, blocking get), and
  * always exactly once. A handler keeps its replies in command order with an Outbox.
  */
-import { scryptSync, timingSafeEqual } from 'node:crypto'
+import { scrypt, timingSafeEqual } from 'node:crypto'
 import type { AuthConfig } from './config.js'
 import { Consumer } from './engine/consumer.js'
 import { expiresAtFromExptime } from './engine/item.js'
@@ -25,6 +25,7 @@ export interface DeliveredItem {
 }
 
 export type Done = (err: StarlingError | null) => void
+export type AuthDone = (ok: boolean, close: boolean) => void
 export type GetDone = (err: StarlingError | null, item: DeliveredItem | null) => void
 
 export interface Session {
@@ -60,8 +61,11 @@ export interface Session {
   /** Text/meta commands allowed without auth (auth.allow_text_unauthenticated). */
   readonly textAllowedUnauthenticated: boolean
   saslMechanisms(): string[]
-  /** Returns true and marks the session authenticated on success. */
-  authenticate(mechanism: string, payload: Buffer): boolean
+  /**
+   * Check SASL PLAIN credentials; hashing runs off the event loop, so `done` comes later. On
+   * success the session is authenticated. `close`: too many failed logins, end the connection.
+   */
+  authenticate(mechanism: string, payload: Buffer, done: AuthDone): void
 
   /** Account bytes for stats (bytes_read / bytes_written). */
   countBytes(read: number, written: number): void
@@ -84,28 +88,34 @@ export interface DispatcherOptions {
   requestShutdown: () => void
   /** Change the log level (`verbosity`). */
   setVerbosity: (level: number) => void
+  /** Where failed logins are reported. */
+  log?: { warn(obj: object, msg: string): void }
 }
 
-/** Check a password against a plain value or `scrypt$<salt-hex>$<hash-hex>`. */
-export function passwordMatches(stored: string, given: string): boolean {
+/**
+ * Check a password against a plain value or `scrypt$<salt-hex>$<hash-hex>`. The scrypt hash runs on
+ * the thread pool: a burst of wrong logins must not stall every other client (issue 12).
+ */
+export function passwordMatches(stored: string, given: string, done: (ok: boolean) => void): void {
   const parts = stored.split('$')
   if (parts.length === 3 && parts[0] === 'scrypt') {
     const salt = Buffer.from(parts[1]!, 'hex')
     const expected = Buffer.from(parts[2]!, 'hex')
-    if (expected.length === 0) return false
-    const actual = scryptSync(given, salt, expected.length)
-    return timingSafeEqual(actual, expected)
+    if (expected.length === 0) return done(false)
+    scrypt(given, salt, expected.length, (err, actual) => done(!err && timingSafeEqual(actual, expected)))
+    return
   }
   const a = Buffer.from(stored)
   const b = Buffer.from(given)
-  return a.length === b.length && timingSafeEqual(a, b)
+  done(a.length === b.length && timingSafeEqual(a, b))
 }
 
 export class Dispatcher {
   constructor(readonly options: DispatcherOptions) {}
 
-  createSession(): Session {
-    return new DispatcherSession(this.options)
+  /** `peer` (address:port) names the client in log lines. */
+  createSession(peer = 'unknown'): Session {
+    return new DispatcherSession(this.options, peer)
   }
 }
 
@@ -113,9 +123,13 @@ class DispatcherSession implements Session {
   private readonly consumer = new Consumer()
   private authed = false
   private closed = false
+  private loginFailures = 0
 
   /** `server`: what every session of the server shares (queues, stats, auth, settings). */
-  constructor(private readonly server: DispatcherOptions) {}
+  constructor(
+    private readonly server: DispatcherOptions,
+    private readonly peer: string,
+  ) {}
 
   set(queue: string, flags: number, exptime: number, data: Buffer, done: Done): void {
     if (this.closed) return done(new StarlingError('SHUTTING_DOWN', 'connection closed'))
@@ -186,19 +200,27 @@ class DispatcherSession implements Session {
     return ['PLAIN']
   }
 
-  authenticate(mechanism: string, payload: Buffer): boolean {
+  authenticate(mechanism: string, payload: Buffer, done: AuthDone): void {
     const auth = this.server.auth
-    if (!auth) return true
-    if (mechanism.toUpperCase() !== 'PLAIN') return false
+    if (!auth) return done(true, false)
     // RFC 4616: [authzid] NUL authcid NUL passwd
     const first = payload.indexOf(0)
     const second = first < 0 ? -1 : payload.indexOf(0, first + 1)
-    if (second < 0) return false
-    const user = payload.subarray(first + 1, second).toString('utf8')
+    const user = second < 0 ? '' : payload.subarray(first + 1, second).toString('utf8')
+    const finish = (ok: boolean): void => {
+      this.authed = ok
+      if (ok) return done(true, false)
+      this.loginFailures++
+      const close = this.loginFailures >= auth.maxLoginFailures
+      // The user and where from, never the password.
+      this.server.log?.warn({ user, peer: this.peer, failures: this.loginFailures, closing: close }, 'login failed')
+      done(false, close)
+    }
+    if (mechanism.toUpperCase() !== 'PLAIN' || second < 0) return finish(false)
     const password = payload.subarray(second + 1).toString('utf8')
     const stored = Object.prototype.hasOwnProperty.call(auth.users, user) ? auth.users[user] : undefined
-    this.authed = stored !== undefined && passwordMatches(stored, password)
-    return this.authed
+    if (stored === undefined) return finish(false)
+    passwordMatches(stored, password, finish)
   }
 
   countBytes(read: number, written: number): void {

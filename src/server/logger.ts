@@ -7,18 +7,15 @@ import { pino, type Logger } from 'pino'
 export type { Logger }
 
 /**
- * What the engine and the journal need of a logger: pino's Logger is one, silentLogger another.
- * They take this instead of pino's type so they can run without a configured pino.
+ * What the engine and the journal need of a logger: pino's Logger is one. They import it as a type
+ * only, so they load without pino (crash tests run the journal alone in a child process).
  */
 export interface EventLogger {
-  /** Optional: details below the default level (per-queue replay lines). */
-  debug?(obj: object, msg?: string): void
+  debug(obj: object, msg?: string): void
   info(obj: object, msg?: string): void
   warn(obj: object, msg?: string): void
   error(obj: object, msg?: string): void
 }
-
-export const silentLogger: EventLogger = { info() {}, warn() {}, error() {} }
 
 /** `-v` steps: info (default) → debug → trace. */
 export function levelForVerbosity(base: string, verbose: number): string {

@@ -12,7 +12,7 @@ import { Connection } from './connection.js'
 import { Dispatcher } from './dispatcher.js'
 import { InputBudget } from './protocol/inputBudget.js'
 import { QueueCollection } from './engine/queueCollection.js'
-import { HttpGateway } from './http/gateway.js'
+import type { HttpGateway } from './http/gateway.js'
 import { createJournalFactory, importStarlingSpool } from './journal/index.js'
 import type { Logger } from './logger.js'
 import type { ServerCounters } from './stats.js'
@@ -68,6 +68,7 @@ export class StarlingServer {
       enableFlushAll: config.enableFlushAll,
       enableShutdown: config.enableShutdown,
       requestShutdown: () => this.onShutdownRequest(),
+      log,
       setVerbosity: (level) => {
         this.log.level = level <= 0 ? this.config.logLevel : level === 1 ? 'debug' : 'trace'
       },
@@ -121,6 +122,8 @@ export class StarlingServer {
   private async startHttp(): Promise<number | null> {
     const http = this.config.http
     if (!http) return null
+    // Loaded only when configured: prom-client and the gateway cost ~0.2 s of start-up otherwise.
+    const { HttpGateway } = await import('./http/gateway.js')
     this.http = new HttpGateway({
       http,
       defaultHost: this.config.host,

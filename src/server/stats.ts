@@ -73,18 +73,6 @@ export function queueStatPairs(q: PersistentQueue): Pairs {
   return pairs
 }
 
-/**
- * `stats reset`, as memcached: the cumulative server counters restart from zero. Current values
- * (curr_items, curr_connections, bytes) and the per-queue fields (Starling's, kept in the journal
- * state) are not counters of this kind and stay.
- */
-export function resetCounters(src: StatsSources): void {
-  const c = src.collection.counters
-  c.cmdGet = c.cmdSet = c.getHits = c.getMisses = 0
-  src.server.totalConnections = src.server.currConnections
-  src.server.bytesRead = src.server.bytesWritten = 0
-}
-
 /** Everything `stats` reports, frozen at one moment. */
 export class StatsSnapshot implements StatBatches {
   constructor(
@@ -117,6 +105,18 @@ export class StatsSnapshot implements StatBatches {
     for (const batch of this) all.push(...batch)
     return all
   }
+}
+
+/**
+ * `stats reset`, as memcached: the cumulative server counters restart from zero. Current values
+ * (curr_items, curr_connections, bytes) and the per-queue fields (Starling's, kept in the journal
+ * state) are not counters of this kind and stay.
+ */
+export function resetCounters(src: StatsSources): void {
+  const c = src.collection.counters
+  c.cmdGet = c.cmdSet = c.getHits = c.getMisses = 0
+  src.server.totalConnections = src.server.currConnections
+  src.server.bytesRead = src.server.bytesWritten = 0
 }
 
 export function takeSnapshot(src: StatsSources): StatsSnapshot {
@@ -170,6 +170,7 @@ export function takeSnapshot(src: StatsSources): StatsSnapshot {
     ['journal_fsync_batch_avg', j.fsyncBatchAvg.toFixed(2)],
     ['mem_bytes', String(collection.memory.used)],
   ]
+  if (src.input) tail.push(['input_bytes', String(src.input.used)], ['input_refused', String(src.input.refusals)])
   return new StatsSnapshot(head, names, values, tail)
 }
 

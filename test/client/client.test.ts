@@ -3,24 +3,13 @@
  */
 import t from 'tap'
 import { createServer, type Server } from 'node:net'
+import { startClientServer } from '../helpers/clientServer.js'
 import { startServer, removeDir, type RunningServer } from '../helpers/server.js'
 import { RawClient } from '../helpers/textClient.js'
 import { StarlingClient, ConnectionError, ServerError, TimeoutError, StarlingClientError, SERIALIZER_FLAGS } from '../../src/index.js'
 
-let server: RunningServer
-let client: StarlingClient
-let addr: string
-
-t.before(async () => {
-  server = await startServer()
-  addr = `${server.host}:${server.port}`
-  client = new StarlingClient(addr)
-})
-t.teardown(async () => {
-  await client.close()
-  await server.stop()
-  removeDir(server.spool)
-})
+let server: RunningServer, client: StarlingClient, addr: string
+t.before(async () => ({ server, client, addr } = await startClientServer(t)))
 
 t.test('set then fetch is FIFO, fetch of an empty queue is undefined', async (t) => {
   await client.set('fifo', { n: 1 })

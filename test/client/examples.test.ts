@@ -5,8 +5,9 @@ import t from 'tap'
 import { spawn, type ChildProcess } from 'node:child_process'
 import { existsSync, readFileSync } from 'node:fs'
 import { join } from 'node:path'
-import { ROOT, startServer, removeDir, tempDir, type RunningServer } from '../helpers/server.js'
-import { StarlingClient } from '../../src/index.js'
+import { startClientServer } from '../helpers/clientServer.js'
+import { ROOT, tempDir } from '../helpers/server.js'
+import type { StarlingClient } from '../../src/index.js'
 
 const EXAMPLES = join(ROOT, 'dist', 'examples')
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))
@@ -42,20 +43,9 @@ async function until(pred: () => boolean, ms = 10_000): Promise<void> {
   }
 }
 
-let server: RunningServer
 let servers: string
 let client: StarlingClient
-
-t.before(async () => {
-  server = await startServer()
-  servers = `127.0.0.1:${server.port}`
-  client = new StarlingClient(servers)
-})
-t.teardown(async () => {
-  await client.close()
-  await server.stop()
-  removeDir(server.spool)
-})
+t.before(async () => ({ client, addr: servers } = await startClientServer(t)))
 
 t.test('producer then consumer', async (t) => {
   const p = await run('producer', ['--servers', servers, '--queue', 'ex_jobs', '--count', '5'])

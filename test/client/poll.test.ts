@@ -2,23 +2,11 @@
  * Priority polling against a real server process.
  */
 import t from 'tap'
-import { startServer, removeDir, type RunningServer } from '../helpers/server.js'
+import { startClientServer } from '../helpers/clientServer.js'
 import { StarlingClient } from '../../src/index.js'
 
-let server: RunningServer
-let client: StarlingClient
-let addr: string
-
-t.before(async () => {
-  server = await startServer()
-  addr = `${server.host}:${server.port}`
-  client = new StarlingClient(addr)
-})
-t.teardown(async () => {
-  await client.close()
-  await server.stop()
-  removeDir(server.spool)
-})
+let client: StarlingClient, addr: string
+t.before(async () => ({ client, addr } = await startClientServer(t)))
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))
 

@@ -2,23 +2,11 @@
  * Reliable reads: open/close/abort, process(), consume(), against a real server process.
  */
 import t from 'tap'
-import { startServer, removeDir, type RunningServer } from '../helpers/server.js'
+import { startClientServer } from '../helpers/clientServer.js'
 import { StarlingClient, type ReliableItem } from '../../src/index.js'
 
-let server: RunningServer
-let client: StarlingClient
-let addr: string
-
-t.before(async () => {
-  server = await startServer()
-  addr = `${server.host}:${server.port}`
-  client = new StarlingClient(addr)
-})
-t.teardown(async () => {
-  await client.close()
-  await server.stop()
-  removeDir(server.spool)
-})
+let client: StarlingClient, addr: string
+t.before(async () => ({ client, addr } = await startClientServer(t)))
 
 t.test('open then close removes the item; open then abort puts it back at the head', async (t) => {
   await client.set('rel', 'first')

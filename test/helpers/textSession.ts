@@ -10,6 +10,7 @@ import type { ProtocolLimits } from '../../src/server/protocol/handler.js'
 import type { QueueReadOptions } from '../../src/server/engine/requests.js'
 import { Outbox, type ReplySink } from '../../src/server/protocol/outbox.js'
 import { TextHandler } from '../../src/server/protocol/text/handler.js'
+import { RawClient } from './textClient.js'
 
 export const DEFAULT_LIMITS: ProtocolLimits = { maxItemSize: 1024 * 1024, maxKeyLength: 250, maxLineLength: 2048 }
 
@@ -154,10 +155,10 @@ export class MemorySession implements Session {
     return ['PLAIN']
   }
 
-  authenticate(mechanism: string, payload: Buffer): boolean {
+  authenticate(mechanism: string, payload: Buffer, done: (ok: boolean, close: boolean) => void): void {
     this.store.authPayloads.push(Buffer.from(payload))
     this.authenticated = mechanism === 'PLAIN' && payload.equals(Buffer.from('\0alice\0secret'))
-    return this.authenticated
+    done(this.authenticated, false)
   }
 
   countBytes(): void {}
@@ -242,4 +243,27 @@ export class CollectingSink implements ReplySink {
   text(): string {
     return Buffer.concat(this.chunks).toString('latin1')
   }
+}
+
+/**
+ * The setup the text-handler and meta tests share: a text test server and a first raw client;
+ * `connect()` opens more. Every client and the server are closed at `t`'s teardown.
+ */
+export async function textServerWithClient(
+  t: { teardown(fn: () => unknown): void },
+  options: Parameters<typeof startTextServer>[0] = {},
+): Promise<{ server: TextTestServer; client: RawClient; connect(): Promise<RawClient> }> {
+  const server = await startTextServer(options)
+  const clients: RawClient[] = []
+  const connect = async (): Promise<RawClient> => {
+    const c = await RawClient.connect(server.port)
+    clients.push(c)
+    return c
+  }
+  const client = await connect()
+  t.teardown(async () => {
+    for (const c of clients) c.close()
+    await server.close()
+  })
+  return { server, client, connect }
 }

@@ -1,6 +1,6 @@
 import t from 'tap'
 import { readdirSync } from 'node:fs'
-import { addDurable, item, open, range, seqsOf, tempSpool } from './helpers.js'
+import { addDurable, item, open, range, seqsOf, tempSpool } from '../helpers/journal.js'
 import { journalFactory } from '../../src/server/journal/index.js'
 
 for (const sync of ['never', 'always', 5] as const) {

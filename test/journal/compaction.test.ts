@@ -3,7 +3,7 @@ import { readdirSync, statSync } from 'node:fs'
 import { join } from 'node:path'
 import type { FileQueueJournal } from '../../src/server/journal/index.js'
 import type { QueueJournal } from '../../src/server/journal/types.js'
-import { allItems, item, open, range, seqsOf, tempSpool } from './helpers.js'
+import { allItems, item, open, range, seqsOf, tempSpool } from '../helpers/journal.js'
 
 const MiB = 1024 * 1024
 

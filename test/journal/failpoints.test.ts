@@ -2,10 +2,10 @@ import t from 'tap'
 import { spawn } from 'node:child_process'
 import { existsSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
-import { transpileForChild } from './transpile.js'
+import { transpileForChild } from '../helpers/transpile.js'
 import { FAILPOINTS, importStarlingSpool, journalFactory } from '../../src/server/journal/index.js'
-import { allItems, seqsOf, tempSpool } from './helpers.js'
-import { starlingPush, starlingPop } from './starling.js'
+import { allItems, seqsOf, tempSpool } from '../helpers/journal.js'
+import { starlingPush, starlingPop } from '../helpers/starlingJournal.js'
 import { flowOps, liveAfter } from './fixtures/flow.js'
 
 const CHILD = transpileForChild(t, 'failpoint-child.ts')

@@ -20,7 +20,7 @@ import {
   writeU64,
 } from '../../src/server/journal/format.js'
 import { journalFactory } from '../../src/server/journal/index.js'
-import { item, open, tempSpool } from './helpers.js'
+import { item, open, tempSpool } from '../helpers/journal.js'
 
 t.test('CRC: the JS fast path equals zlib.crc32 at every length and alignment', async (t) => {
   const buf = Buffer.alloc(2000)

@@ -8,7 +8,7 @@ import { setFlagsFromString } from 'node:v8'
 import { runInNewContext } from 'node:vm'
 import type { FileQueueJournal } from '../../src/server/journal/index.js'
 import type { JournalItem, QueueJournal } from '../../src/server/journal/types.js'
-import { open, range, seqsOf, tempSpool } from './helpers.js'
+import { open, range, seqsOf, tempSpool } from '../helpers/journal.js'
 
 setFlagsFromString('--expose-gc')
 const gc = runInNewContext('gc') as () => void

@@ -3,7 +3,7 @@ import { appendFileSync, copyFileSync, existsSync, mkdtempSync, readFileSync, re
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { addRecordSize, queueFileName, REMOVE_RECORD_SIZE } from '../../src/server/journal/format.js'
-import { allItems, item, open, range, seqsOf, tempSpool } from './helpers.js'
+import { allItems, item, open, range, seqsOf, tempSpool } from '../helpers/journal.js'
 
 t.test('replay returns live items in seq order with their payloads', async (t) => {
   const dir = tempSpool(t)

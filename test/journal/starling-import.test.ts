@@ -2,8 +2,8 @@ import t from 'tap'
 import { readdirSync, writeFileSync, mkdirSync, readFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { importStarlingSpool, journalFactory, parseStarlingJournal } from '../../src/server/journal/index.js'
-import { open, tempSpool } from './helpers.js'
-import { starlingPop, starlingPush } from './starling.js'
+import { open, tempSpool } from '../helpers/journal.js'
+import { starlingPop, starlingPush } from '../helpers/starlingJournal.js'
 
 t.test('parse: pushes, pops, a pop on empty, a torn push at the end', async (t) => {
   const buf = Buffer.concat([

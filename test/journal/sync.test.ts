@@ -4,7 +4,7 @@ import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync, unlinkSync 
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { journalFactory, queueFileName, setFaultInjector } from '../../src/server/journal/index.js'
-import { addOutcome, item, open, range, seqsOf, tempSpool } from './helpers.js'
+import { addOutcome, item, open, range, seqsOf, tempSpool } from '../helpers/journal.js'
 
 const tick = () => new Promise((r) => setImmediate(r))
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))

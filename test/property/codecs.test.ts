@@ -10,7 +10,7 @@
  * - the bytes a connection buffers never exceed the line limit + item limit + framing.
  * `npm test` runs a bounded number of cases; STARLING_FUZZ=1 (`npm run fuzz`) many more.
  */
-import t from 'tap'
+import t, { type Test } from 'tap'
 import fc from 'fast-check'
 import type { Done, GetDone } from '../../src/server/dispatcher.js'
 import type { ProtocolHandler, ProtocolLimits } from '../../src/server/protocol/handler.js'
@@ -195,16 +195,12 @@ function responses(replies: string): string[] {
 const params = { numRuns: RUNS }
 
 /** Run a property and report its rate (cases per minute). */
-function timed(t: Tap.Test, name: string, property: fc.IProperty<never> | fc.IProperty<unknown[]>): void {
+function timed<Ts extends unknown[]>(t: Test, name: string, property: fc.IProperty<Ts>): void {
   const startedAt = process.hrtime.bigint()
-  fc.assert(property as fc.IProperty<unknown[]>, params)
+  fc.assert(property, params)
   const ms = Number(process.hrtime.bigint() - startedAt) / 1e6
   t.comment(`${name}: ${RUNS} cases in ${(ms / 1000).toFixed(1)} s = ${Math.round((RUNS * 60_000) / ms)} cases/min`)
   t.pass(name)
-}
-
-declare namespace Tap {
-  type Test = Parameters<Parameters<typeof t.test>[1]>[0]
 }
 
 // ---- properties ------------------------------------------------------------------------------
@@ -224,18 +220,26 @@ t.test('text/meta: a stream split anywhere gives the same calls and replies as w
   timed(
     t,
     'text split',
-    fc.property(fc.array(fc.oneof(validText, refusedText.map((r) => r.bytes)), { maxLength: 12 }), cuts, (commands, at) => {
-      const stream = Buffer.concat(commands)
-      const whole = run('text', [stream])
-      const pieces = run('text', split(stream, at))
-      const bytewise = run('text', split(stream, [...Array(stream.length).keys()]))
-      for (const other of [pieces, bytewise]) {
-        if (other.replies !== whole.replies) throw new Error(`replies differ:\n${JSON.stringify(whole.replies)}\n${JSON.stringify(other.replies)}`)
-        if (JSON.stringify(other.calls) !== JSON.stringify(whole.calls)) throw new Error('session calls differ')
-        if (other.ended !== whole.ended) throw new Error('one run closed the connection, the other not')
-        if (other.maxBuffered > TEXT_BOUND) throw new Error(`buffered ${other.maxBuffered} > ${TEXT_BOUND}`)
-      }
-    }),
+    fc.property(
+      fc.array(fc.oneof(validText, refusedText.map((r) => r.bytes)), { maxLength: 12 }),
+      // A line over the limit closes the connection, however the bytes arrive.
+      fc.option(fc.integer({ min: LIMITS.maxLineLength + 1, max: 3 * LIMITS.maxLineLength })),
+      fc.array(validText, { maxLength: 2 }),
+      cuts,
+      (commands, longLine, after, at) => {
+        const stream = Buffer.concat([...commands, ...(longLine === null ? [] : [Buffer.alloc(longLine, 0x78), Buffer.from('\r\n')]), ...after])
+        const whole = run('text', [stream])
+        if (whole.ended !== (longLine !== null)) throw new Error(`closed: ${whole.ended}, long line: ${longLine}`)
+        const pieces = run('text', split(stream, at))
+        const bytewise = run('text', split(stream, [...Array(stream.length).keys()]))
+        for (const other of [pieces, bytewise]) {
+          if (other.replies !== whole.replies) throw new Error(`replies differ:\n${JSON.stringify(whole.replies)}\n${JSON.stringify(other.replies)}`)
+          if (JSON.stringify(other.calls) !== JSON.stringify(whole.calls)) throw new Error('session calls differ')
+          if (other.ended !== whole.ended) throw new Error('one run closed the connection, the other not')
+          if (other.maxBuffered > TEXT_BOUND) throw new Error(`buffered ${other.maxBuffered} > ${TEXT_BOUND}`)
+        }
+      },
+    ),
   )
 })
 

@@ -15,16 +15,36 @@ export interface Transcript {
   bytes: Buffer
 }
 
+type Pair = [RunningServer, RunningServer]
+/** The next pair, started while the current script runs (starting processes is most of the time). */
+let spare: Promise<Pair> | null = null
+
+function startPair(): Promise<Pair> {
+  return Promise.all([startServer(), startServer()])
+}
+
+async function stopPair([a, b]: Pair): Promise<void> {
+  await Promise.all([a.stop(), b.stop()])
+  removeDir(a.spool)
+  removeDir(b.spool)
+}
+
 /** Runs one script per call on a new pair of servers, stopped afterwards. */
 export async function withTwoServers<T>(fn: (a: RunningServer, b: RunningServer) => Promise<T>): Promise<T> {
-  const [a, b] = await Promise.all([startServer(), startServer()])
+  const pair = await (spare ?? startPair())
+  spare = startPair()
   try {
-    return await fn(a, b)
+    return await fn(pair[0], pair[1])
   } finally {
-    await Promise.all([a.stop(), b.stop()])
-    removeDir(a.spool)
-    removeDir(b.spool)
+    await stopPair(pair)
   }
+}
+
+/** Stop the pair started ahead (at the end of the test). */
+export async function stopSpare(): Promise<void> {
+  const pair = spare
+  spare = null
+  if (pair) await stopPair(await pair)
 }
 
 function open(port: number): Promise<Socket> {

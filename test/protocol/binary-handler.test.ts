@@ -93,12 +93,12 @@ class MemorySession implements Session {
   saslMechanisms(): string[] {
     return ['PLAIN']
   }
-  authenticate(mechanism: string, payload: Buffer): boolean {
+  authenticate(mechanism: string, payload: Buffer, done: (ok: boolean, close: boolean) => void): void {
     // RFC 4616: [authzid] NUL authcid NUL passwd (libsasl2 sends authzid = authcid).
     const [authzid, authcid, password] = payload.toString('latin1').split('\0')
     const ok = mechanism === 'PLAIN' && (authzid === '' || authzid === authcid) && authcid === 'alice' && password === 'secret'
     if (ok) this.authenticated = true
-    return ok
+    done(ok, false)
   }
   countBytes(): void {}
   close(): void {

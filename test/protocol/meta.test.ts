@@ -4,27 +4,8 @@
  * echo, base64 keys, Kestrel key options in mg, refusals and flag errors keeping the stream in step.
  */
 import t, { type Test } from 'tap'
-import { RawClient } from '../helpers/textClient.js'
-import { startTextServer, type TextTestServer } from '../helpers/textSession.js'
-
-async function setup(
-  t: Test,
-  options: Parameters<typeof startTextServer>[0] = {},
-): Promise<{ server: TextTestServer; c: RawClient; connect(): Promise<RawClient> }> {
-  const server = await startTextServer(options)
-  const clients: RawClient[] = []
-  const connect = async (): Promise<RawClient> => {
-    const c = await RawClient.connect(server.port)
-    clients.push(c)
-    return c
-  }
-  const c = await connect()
-  t.teardown(async () => {
-    for (const x of clients) x.close()
-    await server.close()
-  })
-  return { server, c, connect }
-}
+import type { RawClient } from '../helpers/textClient.js'
+import { textServerWithClient } from '../helpers/textSession.js'
 
 /** Send, then read exactly the expected bytes and compare. */
 async function exchange(t: Test, c: RawClient, send: string, expected: string, message?: string): Promise<void> {
@@ -33,7 +14,7 @@ async function exchange(t: Test, c: RawClient, send: string, expected: string, m
 }
 
 t.test('ms then mg: HD, VA with value, EN when empty', async (t) => {
-  const { c } = await setup(t)
+  const { client: c } = await textServerWithClient(t)
   await exchange(t, c, 'ms q 5\r\nhello\r\n', 'HD\r\n')
   await exchange(t, c, 'mg q v\r\n', 'VA 5\r\nhello\r\n')
   await exchange(t, c, 'mg q v\r\n', 'EN\r\n')
@@ -42,7 +23,7 @@ t.test('ms then mg: HD, VA with value, EN when empty', async (t) => {
 })
 
 t.test('mg return flags in request order: f s t c k O; t is -1 without expiry', async (t) => {
-  const { c } = await setup(t)
+  const { client: c } = await textServerWithClient(t)
   await exchange(t, c, 'ms q 2 F77\r\nhi\r\n', 'HD\r\n')
   c.send('mg q t k O99 f s v c\r\n')
   t.match(await c.line(), /^VA 2 t-1 kq O99 f77 s2 c[1-9]\d*$/)
@@ -54,7 +35,7 @@ t.test('mg return flags in request order: f s t c k O; t is -1 without expiry', 
 })
 
 t.test('mg without v dequeues and answers HD with the flags', async (t) => {
-  const { c } = await setup(t)
+  const { client: c } = await textServerWithClient(t)
   await exchange(t, c, 'ms q 3 F5\r\nabc\r\n', 'HD\r\n')
   await exchange(t, c, 'mg q f s\r\n', 'HD f5 s3\r\n')
   await exchange(t, c, 'mg q\r\n', 'EN\r\n', 'the item was taken')
@@ -63,14 +44,14 @@ t.test('mg without v dequeues and answers HD with the flags', async (t) => {
 })
 
 t.test('quiet mode: mg hides EN, ms and md hide HD; errors and values are never hidden; mn closes a batch', async (t) => {
-  const { c } = await setup(t)
+  const { client: c } = await textServerWithClient(t)
   await exchange(t, c, 'ms a 1 q\r\nx\r\nms b 1 q\r\ny\r\nmg none v q\r\nmg a v q\r\nmd b q\r\nmd none q\r\nmn\r\n', 'VA 1\r\nx\r\nNF\r\nMN\r\n')
   await exchange(t, c, 'ms full 1 q\r\nx\r\nmn\r\n', 'SERVER_ERROR queue full\r\nMN\r\n')
   await exchange(t, c, 'mg b v\r\n', 'EN\r\n', 'md deleted b')
 })
 
 t.test('opaque and key echo on every reply kind', async (t) => {
-  const { c } = await setup(t)
+  const { client: c } = await textServerWithClient(t)
   await exchange(t, c, 'ms q 1 O1 k\r\nx\r\n', 'HD O1 kq\r\n')
   await exchange(t, c, 'mg q k O2 v\r\n', 'VA 1 kq O2\r\nx\r\n')
   await exchange(t, c, 'mg q k O3 v f\r\n', 'EN kq O3\r\n')
@@ -80,14 +61,14 @@ t.test('opaque and key echo on every reply kind', async (t) => {
 })
 
 t.test('ms modes other than set are NS after the data block; MS is a plain set', async (t) => {
-  const { c } = await setup(t)
+  const { client: c } = await textServerWithClient(t)
   for (const mode of ['ME', 'MA', 'MP', 'MR', 'Me']) await exchange(t, c, `ms q 2 ${mode}\r\nab\r\n`, 'NS\r\n', mode)
   await exchange(t, c, 'mg q v\r\n', 'EN\r\n', 'nothing stored')
   await exchange(t, c, 'ms q 2 MS\r\nab\r\nmg q v\r\n', 'HD\r\nVA 2\r\nab\r\n')
 })
 
 t.test('base64 keys: decoded for the queue, echoed as sent with b', async (t) => {
-  const { c, server } = await setup(t)
+  const { client: c, server } = await textServerWithClient(t)
   const key = Buffer.from('bin\x00key', 'latin1').toString('base64') // a NUL byte: invalid as a plain key
   await exchange(t, c, `ms ${Buffer.from('jobs').toString('base64')} 2 b k\r\nhi\r\n`, 'HD kam9icw== b\r\n')
   t.ok(server.store.queues.has('jobs'))
@@ -97,7 +78,7 @@ t.test('base64 keys: decoded for the queue, echoed as sent with b', async (t) =>
 })
 
 t.test('Kestrel options in mg keys; options refused on ms and md', async (t) => {
-  const { c, connect } = await setup(t)
+  const { client: c, connect } = await textServerWithClient(t)
   await exchange(t, c, 'ms r 3\r\none\r\nms r 3\r\ntwo\r\n', 'HD\r\nHD\r\n')
   await exchange(t, c, 'mg r/peek v k\r\n', 'VA 3 kr/peek\r\none\r\n')
   await exchange(t, c, 'mg r/open v\r\n', 'VA 3\r\none\r\n')
@@ -117,14 +98,14 @@ t.test('Kestrel options in mg keys; options refused on ms and md', async (t) => 
 })
 
 t.test('mn, me, ma', async (t) => {
-  const { c } = await setup(t)
+  const { client: c } = await textServerWithClient(t)
   await exchange(t, c, 'mn\r\n', 'MN\r\n')
   await exchange(t, c, 'me q\r\n', 'EN\r\n')
   await exchange(t, c, 'ma q\r\n', 'CLIENT_ERROR ma is not supported by a queue server\r\n')
 })
 
 t.test('flag errors: bad flag, duplicate, bad tokens; ms errors skip the data block', async (t) => {
-  const { c } = await setup(t)
+  const { client: c } = await textServerWithClient(t)
   await exchange(t, c, 'mg q x\r\n', 'CLIENT_ERROR bad flag\r\n')
   await exchange(t, c, 'mg q N30 v\r\n', 'CLIENT_ERROR bad flag\r\n')
   await exchange(t, c, 'md q v\r\n', 'CLIENT_ERROR bad flag\r\n')
@@ -141,7 +122,7 @@ t.test('flag errors: bad flag, duplicate, bad tokens; ms errors skip the data bl
 })
 
 t.test('ms framing: too large discarded, bad data chunk resyncs', async (t) => {
-  const { c } = await setup(t, { limits: { maxItemSize: 100 } })
+  const { client: c } = await textServerWithClient(t, { limits: { maxItemSize: 100 } })
   c.send(`ms q 500 T0\r\n${'x'.repeat(500)}\r\nmn\r\n`)
   t.equal((await c.bytes('SERVER_ERROR object too large for cache\r\nMN\r\n'.length)).toString('latin1'), 'SERVER_ERROR object too large for cache\r\nMN\r\n')
   await exchange(t, c, 'ms q 2\r\nabcd\r\nmn\r\n', 'CLIENT_ERROR bad data chunk\r\nMN\r\n')
@@ -149,14 +130,14 @@ t.test('ms framing: too large discarded, bad data chunk resyncs', async (t) => {
 })
 
 t.test('errors from the layer below', async (t) => {
-  const { c } = await setup(t)
+  const { client: c } = await textServerWithClient(t)
   await exchange(t, c, 'ms full 1\r\nx\r\n', 'SERVER_ERROR queue full\r\n')
   await exchange(t, c, 'ms broken 1 q\r\nx\r\n', 'SERVER_ERROR disk on fire\r\n')
   await exchange(t, c, 'mg broken v q\r\n', 'SERVER_ERROR disk on fire\r\n')
 })
 
 t.test('meta commands need auth like the rest', async (t) => {
-  const { c } = await setup(t, { session: { authRequired: true } })
+  const { client: c } = await textServerWithClient(t, { session: { authRequired: true } })
   await exchange(t, c, 'mg q v\r\n', 'CLIENT_ERROR unauthenticated\r\n')
   await exchange(t, c, 'ms q 2\r\nhi\r\nmn\r\n', 'CLIENT_ERROR unauthenticated\r\nCLIENT_ERROR unauthenticated\r\n')
   await exchange(t, c, 'set x 0 0 12\r\nalice secret\r\n', 'STORED\r\n')
@@ -164,6 +145,6 @@ t.test('meta commands need auth like the rest', async (t) => {
 })
 
 t.test('text and meta mix on one connection', async (t) => {
-  const { c } = await setup(t)
+  const { client: c } = await textServerWithClient(t)
   await exchange(t, c, 'set q 3 0 1\r\na\r\nms q 1 F4\r\nb\r\nmg q v f\r\nget q\r\nmn\r\n', 'STORED\r\nHD\r\nVA 1 f3\r\na\r\nVALUE q 4 1\r\nb\r\nEND\r\nMN\r\n')
 })

@@ -4,29 +4,10 @@
  * key options, errors from the layer below, framing errors and resync, auth.
  */
 import t, { type Test } from 'tap'
-import { RawClient } from '../helpers/textClient.js'
-import { CollectingSink, DEFAULT_LIMITS, MemorySession, MemoryStore, startTextServer, type TextTestServer } from '../helpers/textSession.js'
+import type { RawClient } from '../helpers/textClient.js'
+import { CollectingSink, DEFAULT_LIMITS, MemorySession, MemoryStore, textServerWithClient } from '../helpers/textSession.js'
 import { Outbox } from '../../src/server/protocol/outbox.js'
 import { TextHandler } from '../../src/server/protocol/text/handler.js'
-
-async function withServer(
-  t: Test,
-  options: Parameters<typeof startTextServer>[0] = {},
-): Promise<{ server: TextTestServer; client: RawClient; connect(): Promise<RawClient> }> {
-  const server = await startTextServer(options)
-  const clients: RawClient[] = []
-  const connect = async (): Promise<RawClient> => {
-    const c = await RawClient.connect(server.port)
-    clients.push(c)
-    return c
-  }
-  const client = await connect()
-  t.teardown(async () => {
-    for (const c of clients) c.close()
-    await server.close()
-  })
-  return { server, client, connect }
-}
 
 /** Read `n` reply lines. */
 async function lines(c: RawClient, n: number): Promise<string[]> {
@@ -43,7 +24,7 @@ async function silent(t: Test, c: RawClient, ms = 80): Promise<void> {
 }
 
 t.test('set then get: byte-exact replies, flags and data round trip', async (t) => {
-  const { client } = await withServer(t)
+  const { client } = await textServerWithClient(t)
   t.equal(await client.set('jobs', 'hello', 42), 'STORED')
   client.send('get jobs\r\n')
   const reply = 'VALUE jobs 42 5\r\nhello\r\nEND\r\n'
@@ -60,7 +41,7 @@ t.test('set then get: byte-exact replies, flags and data round trip', async (t) 
 })
 
 t.test('gets includes the cas id', async (t) => {
-  const { client } = await withServer(t)
+  const { client } = await textServerWithClient(t)
   await client.set('a', '1')
   client.send('gets a\r\n')
   t.match(await client.line(), /^VALUE a 0 1 [1-9]\d*$/)
@@ -69,7 +50,7 @@ t.test('gets includes the cas id', async (t) => {
 })
 
 t.test('multi-get reply is exactly the hits then END', async (t) => {
-  const { client } = await withServer(t)
+  const { client } = await textServerWithClient(t)
   await client.set('a', 'x')
   await client.set('b', 'yy')
   client.send('get a missing b/t=10 a\r\nversion\r\n')
@@ -78,7 +59,7 @@ t.test('multi-get reply is exactly the hits then END', async (t) => {
 })
 
 t.test('blocking get waits for an item set on another connection; later replies stay behind it', async (t) => {
-  const { client, connect } = await withServer(t)
+  const { client, connect } = await textServerWithClient(t)
   const producer = await connect()
   client.send('get work/t=2000\r\nversion\r\n')
   await new Promise((r) => setTimeout(r, 100))
@@ -93,7 +74,7 @@ t.test('blocking get waits for an item set on another connection; later replies 
 })
 
 t.test('multi-get keys are served one after another, each with its own wait', async (t) => {
-  const { client, connect } = await withServer(t)
+  const { client, connect } = await textServerWithClient(t)
   const producer = await connect()
   const started = Date.now()
   client.send('get a/t=100 b/t=100\r\n')
@@ -105,7 +86,7 @@ t.test('multi-get keys are served one after another, each with its own wait', as
 })
 
 t.test('slow set (journal) then pipelined get: replies stay in command order', async (t) => {
-  const { client } = await withServer(t)
+  const { client } = await textServerWithClient(t)
   await client.set('other', 'o')
   client.send('set slow1 0 0 1\r\nx\r\nget other\r\nversion\r\n')
   t.same(await lines(client, 5), ['STORED', 'VALUE other 0 1', 'o', 'END', 'VERSION 9.9.9'])
@@ -113,7 +94,7 @@ t.test('slow set (journal) then pipelined get: replies stay in command order', a
 })
 
 t.test('noreply: nothing back for set/delete/flush/flush_all/verbosity, errors from below suppressed too', async (t) => {
-  const { client, server } = await withServer(t)
+  const { client, server } = await textServerWithClient(t)
   client.send('set q 0 0 1 noreply\r\na\r\nset full 0 0 1 noreply\r\nb\r\ndelete none noreply\r\nflush_all noreply\r\nverbosity 3 noreply\r\nflush x noreply\r\n')
   await silent(t, client)
   t.equal(await client.get('q'), 'a', 'the noreply set was stored')
@@ -122,7 +103,7 @@ t.test('noreply: nothing back for set/delete/flush/flush_all/verbosity, errors f
 })
 
 t.test('delete, flush, flush_all, stats, version, verbosity, shutdown', async (t) => {
-  const { client, server } = await withServer(t)
+  const { client, server } = await textServerWithClient(t)
   await client.set('q', '1')
   await client.set('q', '2')
   t.same(await client.request('stats\r\n'), ['STAT pid 1234', 'STAT version 9.9.9', 'STAT queue_q_items 2', 'END'])
@@ -146,7 +127,7 @@ t.test('delete, flush, flush_all, stats, version, verbosity, shutdown', async (t
 })
 
 t.test('quit closes the connection after earlier replies', async (t) => {
-  const { client } = await withServer(t)
+  const { client } = await textServerWithClient(t)
   client.send('version\r\nquit\r\nversion\r\n')
   t.equal(await client.line(), 'VERSION 9.9.9')
   await client.waitClosed()
@@ -154,7 +135,7 @@ t.test('quit closes the connection after earlier replies', async (t) => {
 })
 
 t.test('refused storage commands read their data block first; the stream stays in step', async (t) => {
-  const { client } = await withServer(t)
+  const { client } = await textServerWithClient(t)
   for (const cmd of ['add q 0 0 5\r\nhello\r\n', 'replace q 0 0 5\r\nhello\r\n', 'append q 0 0 5\r\nhello\r\n', 'prepend q 0 0 5\r\nhello\r\n', 'cas q 0 0 5 12\r\nhello\r\n']) {
     const name = cmd.split(' ')[0]
     t.same(await client.request(cmd + 'version\r\n'), [`CLIENT_ERROR ${name} is not supported by a queue server`])
@@ -169,7 +150,7 @@ t.test('refused storage commands read their data block first; the stream stays i
 })
 
 t.test('unknown commands and empty lines get ERROR', async (t) => {
-  const { client } = await withServer(t)
+  const { client } = await textServerWithClient(t)
   t.same(await client.request('bogus\r\n'), ['ERROR'])
   t.same(await client.request('\r\n'), ['ERROR'])
   t.same(await client.request('\n'), ['ERROR'])
@@ -178,7 +159,7 @@ t.test('unknown commands and empty lines get ERROR', async (t) => {
 })
 
 t.test('errors from the layer below map to memcached error lines', async (t) => {
-  const { client } = await withServer(t)
+  const { client } = await textServerWithClient(t)
   t.equal(await client.set('full', 'x'), 'SERVER_ERROR queue full')
   t.equal(await client.set('broken', 'x'), 'SERVER_ERROR disk on fire')
   t.same(await client.request('get broken\r\n'), ['SERVER_ERROR disk on fire'])
@@ -189,7 +170,7 @@ t.test('errors from the layer below map to memcached error lines', async (t) => 
 })
 
 t.test('a multi-get that hits an error sends the items already taken, then the error', async (t) => {
-  const { client } = await withServer(t)
+  const { client } = await textServerWithClient(t)
   await client.set('a', 'x')
   client.send('get a broken a\r\n')
   t.same(await lines(client, 3), ['VALUE a 0 1', 'x', 'SERVER_ERROR disk on fire'])
@@ -197,7 +178,7 @@ t.test('a multi-get that hits an error sends the items already taken, then the e
 })
 
 t.test('Kestrel key options: open/close/abort/peek, and a second open is refused', async (t) => {
-  const { client, connect } = await withServer(t)
+  const { client, connect } = await textServerWithClient(t)
   await client.set('r', 'one')
   await client.set('r', 'two')
   client.send('get r/peek\r\n')
@@ -219,7 +200,7 @@ t.test('Kestrel key options: open/close/abort/peek, and a second open is refused
 })
 
 t.test('a dropped connection aborts its open read', async (t) => {
-  const { client, connect } = await withServer(t)
+  const { client, connect } = await textServerWithClient(t)
   await client.set('d', 'item')
   client.send('get d/open\r\n')
   t.same(await lines(client, 3), ['VALUE d/open 0 4', 'item', 'END'])
@@ -230,7 +211,7 @@ t.test('a dropped connection aborts its open read', async (t) => {
 })
 
 t.test('keys: too long, control characters, options on set/delete/flush', async (t) => {
-  const { client } = await withServer(t)
+  const { client } = await textServerWithClient(t)
   t.equal(await client.set('k'.repeat(250), 'x'), 'STORED', '250 bytes is fine')
   t.equal(await client.set('k'.repeat(251), 'x'), 'CLIENT_ERROR key too long')
   t.same(await client.request(`get ${'k'.repeat(251)}\r\n`), ['CLIENT_ERROR key too long'])
@@ -244,7 +225,7 @@ t.test('keys: too long, control characters, options on set/delete/flush', async 
 })
 
 t.test('too large: SERVER_ERROR, data discarded, next command answered', async (t) => {
-  const { client, server } = await withServer(t, { limits: { maxItemSize: 1000 } })
+  const { client, server } = await textServerWithClient(t, { limits: { maxItemSize: 1000 } })
   const big = Buffer.alloc(5000, 0x41)
   client.send(Buffer.concat([Buffer.from('set q 0 0 5000\r\n'), big, Buffer.from('\r\nget q\r\n')]))
   t.same(await lines(client, 2), ['SERVER_ERROR object too large for cache', 'END'])
@@ -253,7 +234,7 @@ t.test('too large: SERVER_ERROR, data discarded, next command answered', async (
 })
 
 t.test('bad data chunk: error, resync through the next newline, next command answered', async (t) => {
-  const { client } = await withServer(t)
+  const { client } = await textServerWithClient(t)
   client.send('set q 0 0 3\r\nabcdef\r\nget q\r\n')
   t.same(await lines(client, 2), ['CLIENT_ERROR bad data chunk', 'END'])
   client.send('set q 0 0 6\r\nabc\r\nget q\r\nversion\r\n')
@@ -262,7 +243,7 @@ t.test('bad data chunk: error, resync through the next newline, next command ans
 })
 
 t.test('line too long without a newline: error, then the connection is closed', async (t) => {
-  const { client, connect } = await withServer(t, { limits: { maxLineLength: 100 } })
+  const { client, connect } = await textServerWithClient(t, { limits: { maxLineLength: 100 } })
   client.send('x'.repeat(150))
   t.equal(await client.line(), 'CLIENT_ERROR line too long')
   await client.waitClosed()
@@ -271,7 +252,7 @@ t.test('line too long without a newline: error, then the connection is closed', 
 })
 
 t.test('auth: the memcached set convention, everything else refused before it', async (t) => {
-  const { client, server } = await withServer(t, { session: { authRequired: true } })
+  const { client, server } = await textServerWithClient(t, { session: { authRequired: true } })
   t.same(await client.request('get q\r\n'), ['CLIENT_ERROR unauthenticated'])
   t.same(await client.request('version\r\n'), ['CLIENT_ERROR unauthenticated'])
   t.same(await client.request('add q 0 0 1\r\nx\r\n'), ['CLIENT_ERROR unauthenticated'], 'data block still read')
@@ -286,9 +267,9 @@ t.test('auth: the memcached set convention, everything else refused before it', 
 })
 
 t.test('auth: text allowed unauthenticated when configured; quit always works', async (t) => {
-  const open = await withServer(t, { session: { authRequired: true, textAllowedUnauthenticated: true } })
+  const open = await textServerWithClient(t, { session: { authRequired: true, textAllowedUnauthenticated: true } })
   t.equal(await open.client.set('q', 'v'), 'STORED')
-  const locked = await withServer(t, { session: { authRequired: true } })
+  const locked = await textServerWithClient(t, { session: { authRequired: true } })
   locked.client.send('quit\r\n')
   await locked.client.waitClosed()
   t.ok(locked.client.closed)

@@ -13,6 +13,7 @@ import { StarlingError } from '../errors.js'
 import type { QueueJournal, ReplayResult } from '../journal/types.js'
 import type { QueueReadOptions } from './requests.js'
 import { Consumer, type ConsumerHost } from './consumer.js'
+import { holdUntil } from './heldReply.js'
 import { isExpired, type QueueItem } from './item.js'
 import { Waiter, WaitQueue } from './waitQueue.js'
 
@@ -216,7 +217,7 @@ export class PersistentQueue implements ConsumerHost {
    */
   get(consumer: Consumer, options: QueueReadOptions, done: ItemCallback): void {
     if (this.closed) return done(null, null)
-    if (options.close) this.confirmOpenRead(consumer)
+    if (options.close) done = this.confirmOpenRead(consumer, done)
     if (options.abort) {
       this.abortOpenRead(consumer)
       return done(null, null)
@@ -294,12 +295,12 @@ export class PersistentQueue implements ConsumerHost {
     this.journal.remove(item.seq, () => done(null, item))
   }
 
-  private confirmOpenRead(consumer: Consumer): void {
+  private confirmOpenRead(consumer: Consumer, done: ItemCallback): ItemCallback {
     const item = consumer.openReads.get(this)
-    if (!item) return
+    if (!item) return done
     consumer.openReads.delete(this)
     this.openItems.delete(item.seq)
-    this.journal.remove(item.seq)
+    return holdUntil(done, (release) => this.journal.remove(item.seq, release))
   }
 
   /** Put the consumer's open read back at its place (ahead of newer items). */

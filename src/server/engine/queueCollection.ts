@@ -266,7 +266,7 @@ export class QueueCollection {
       })
       queue = new PersistentQueue(name, settings, journal, replay, this.memory, this.events)
       if (replay.records > 0 || replay.truncatedBytes > 0) {
-        this.log.debug?.(
+        this.log.debug(
           { queue: name, items: queue.length, records: replay.records, truncatedBytes: replay.truncatedBytes, durationMs: replay.durationMs },
           'journal replayed',
         )

@@ -21,28 +21,28 @@ export class BasicAuth {
   }
 
   /**
-   * The user of a request: `''` when auth is off, the user name when the credentials match,
-   * null otherwise (the caller answers 401).
+   * The user of a request, to `done`: `''` when auth is off, the user name when the credentials
+   * match, null otherwise (the caller answers 401). A scrypt hash is checked off the event loop.
    */
-  userOf(header: string | undefined): string | null {
+  userOf(header: string | undefined, done: (user: string | null) => void): void {
     const auth = this.auth
-    if (!auth) return ''
-    if (!header || !/^basic /i.test(header)) return null
+    if (!auth) return done('')
+    if (!header || !/^basic /i.test(header)) return done(null)
     const digest = createHash('sha256').update(header).digest('base64')
     const known = this.verified.get(digest)
-    if (known !== undefined) return known
+    if (known !== undefined) return done(known)
     const decoded = Buffer.from(header.slice(6).trim(), 'base64').toString('utf8')
     const colon = decoded.indexOf(':')
-    if (colon < 0) return null
+    if (colon < 0) return done(null)
     const user = decoded.slice(0, colon)
     const password = decoded.slice(colon + 1)
     const stored = Object.prototype.hasOwnProperty.call(auth.users, user) ? auth.users[user]! : undefined
-    let ok = false
-    if (stored !== undefined) ok = passwordMatches(stored, password)
-    else passwordMatches(password, password) // the same work as for a known user; the result is ignored
-    if (!ok) return null
-    if (this.verified.size >= VERIFIED_CACHE_SIZE) this.verified.delete(this.verified.keys().next().value!)
-    this.verified.set(digest, user)
-    return user
+    // An unknown user costs the same work as a known one; the result is then ignored.
+    passwordMatches(stored ?? password, password, (ok) => {
+      if (!ok || stored === undefined) return done(null)
+      if (this.verified.size >= VERIFIED_CACHE_SIZE) this.verified.delete(this.verified.keys().next().value!)
+      this.verified.set(digest, user)
+      done(user)
+    })
   }
 }

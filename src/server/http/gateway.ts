@@ -105,7 +105,10 @@ export class HttpGateway {
     this.server.on('clientError', (err: NodeJS.ErrnoException, socket: Socket) => {
       o.log.debug({ err: err.code ?? err.message }, 'bad HTTP request')
       if (socket.writable && err.code !== 'ECONNRESET') {
-        const status = err.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? '408 Request Timeout' : '400 Bad Request'
+        const status =
+          err.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? '408 Request Timeout'
+          : err.code === 'HPE_HEADER_OVERFLOW' ? '431 Request Header Fields Too Large'
+          : '400 Bad Request'
         socket.end(`HTTP/1.1 ${status}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n`)
       } else {
         socket.destroy()
@@ -169,7 +172,11 @@ export class HttpGateway {
     if (path === '/healthz') {
       return this.ready ? sendText(res, 200, 'ok') : sendText(res, 503, 'replaying the spool')
     }
-    const user = this.auth.userOf(req.headers.authorization)
+    this.auth.userOf(req.headers.authorization, (user) => this.serveAuthorized(req, res, url, segments, method, user))
+  }
+
+  private serveAuthorized(req: IncomingMessage, res: ServerResponse, url: URL, segments: string[], method: string, user: string | null): void {
+    const path = url.pathname
     if (user === null) {
       return sendText(res, 401, 'authentication required', { 'WWW-Authenticate': 'Basic realm="starling", charset="UTF-8"' })
     }
@@ -202,6 +209,7 @@ export class HttpGateway {
 
   private fail(res: ServerResponse, err: unknown): void {
     if (err instanceof HttpError) return sendText(res, err.status, err.message, err.headers)
+    if (res.destroyed) return // the client went away mid-request (an aborted upload): nothing to say
     this.o.log.error({ err: (err as Error).message }, 'HTTP request failed')
     sendText(res, 500, 'internal error')
   }

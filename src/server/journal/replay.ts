@@ -41,13 +41,15 @@ import {
   segmentFileName,
   type SegmentHeader,
 } from './format.js'
-import { silentLogger, type EventLogger } from '../logger.js'
+import type { EventLogger } from '../logger.js'
 import { fdatasyncNow, fsyncDir, ftruncateNow } from './fileOps.js'
 import { CarriedItems, SegmentLive } from './liveIndex.js'
 import { CHUNK_BYTES, ChunkReader, createSegment, forEachRecord, listSegments, type Segment } from './segment.js'
 
-// Old names, kept only for journal/index.ts until it becomes a plain barrel (issue 14 item 6).
-export { silentLogger }
+/** For callers that want no journal logs (tests, tools). */
+export const silentLogger: EventLogger = { debug() {}, info() {}, warn() {}, error() {} }
+
+/** Old name, kept only for journal/index.ts until it becomes a plain barrel (issue 14 item 6). */
 export type JournalLogger = EventLogger
 
 export interface ReplayState {

@@ -241,11 +241,22 @@ export class BinaryHandler extends ProtocolHandler {
       return
     }
     // PLAIN completes in one step, so a SASL_STEP never has a conversation to continue.
-    if (request.kind === 'saslAuth' && this.session.authenticate(request.mechanism, request.payload)) {
-      this.out.push(encodeResponse(opcode, opaque, Status.NO_ERROR, 'Authenticated'))
-    } else {
+    if (request.kind !== 'saslAuth') {
       this.out.push(encodeError(opcode, opaque, Status.AUTH_ERROR))
+      return
     }
+    // Later requests wait for the answer: whether they are allowed depends on it.
+    const release = this.hold()
+    this.later(
+      opcode,
+      opaque,
+      (fill) =>
+        this.session.authenticate(request.mechanism, request.payload, (ok, close) => {
+          fill(ok ? encodeResponse(opcode, opaque, Status.NO_ERROR, 'Authenticated') : encodeError(opcode, opaque, Status.AUTH_ERROR))
+          if (close) this.hangUp()
+        }),
+      release,
+    )
   }
 
   /** Reserve the reply's place, fill it once; a throw from the session becomes an error reply. */

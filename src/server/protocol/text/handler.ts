@@ -126,24 +126,14 @@ export class TextHandler extends ProtocolHandler {
         return this.later((done) => session.flushAll((err) => done(err ? errorReply(err) : noreply ? null : OK)), noreply)
       }
       case 'stats': {
-        const queue = cmd.queue
         // Taken when every command before it is done, before any after it is parsed: it shows
-        // (or, for memcached's `stats reset`, zeroes) exactly the commands before it.
+        // exactly the commands before it (arrival order), then streams out.
+        const queue = cmd.queue
         const release = this.hold()
-        if (queue === 'reset') {
-          // `reset` names no queue here; binary STAT with a key reaches such a queue.
-          out.pushWhenReady(() => {
-            try {
-              session.resetStats()
-              return [RESET]
-            } finally {
-              release()
-            }
-          })
-          return
-        }
         out.pushWhenReady(() => {
           try {
+            // memcached's `stats reset` (so `reset` names no queue here; binary STAT reaches it).
+            if (queue === 'reset') return (session.resetStats(), [RESET])
             if (queue === null) return statsStream(session.stats(), statLines, END)
             return [statsReply(session.queueStats(queue) ?? [])]
           } catch (err) {
@@ -211,8 +201,9 @@ export class TextHandler extends ProtocolHandler {
       return
     }
     // A blocking get holds later commands until it is answered: they must not feed it or see the
-    // queue before it (memcached clients expect the wait to come first).
-    const blocking = keys.some((k) => k.options.timeoutMs > 0)
+    // queue before it (memcached clients expect the wait to come first). So does a multi-get: its
+    // keys run one after another, and a later command must not reach a key before it does.
+    const blocking = keys.length > 1 || keys.some((k) => k.options.timeoutMs > 0)
     const settled = blocking ? this.hold() : undefined
     this.out.later(
       (fill) => {
@@ -289,30 +280,27 @@ export class TextHandler extends ProtocolHandler {
     )
   }
 
-  /** memcached's text auth: a `set` whose data is `username password`. */
+  /**
+   * memcached's text auth: a `set` whose data is `username password`, the password being everything
+   * after the first space (it may contain spaces). Later commands wait for the answer: whether they
+   * run depends on it (arrival order); too many failures close the connection.
+   */
   private authenticate(data: Buffer): void {
-    // Split on spaces, by bytes: the credentials go to the session as SASL PLAIN, untouched.
-    let i = 0
-    while (i < data.length && data[i] === SPACE) i++
-    const userStart = i
-    while (i < data.length && data[i] !== SPACE) i++
-    const userEnd = i
-    while (i < data.length && data[i] === SPACE) i++
-    const passStart = i
-    while (i < data.length && data[i] !== SPACE) i++
-    const passEnd = i
-    if (userEnd === userStart || passEnd === passStart) {
-      this.out.push(AUTH_FAILED)
-      return
-    }
-    const payload = Buffer.concat([NUL, data.subarray(userStart, userEnd), NUL, data.subarray(passStart, passEnd)])
-    let ok = false
-    try {
-      ok = this.session.authenticate('PLAIN', payload)
-    } catch {
-      ok = false
-    }
-    this.out.push(ok ? STORED : AUTH_FAILED)
+    const space = data.indexOf(SPACE)
+    const user = space < 0 ? data : data.subarray(0, space)
+    const password = space < 0 ? Buffer.alloc(0) : data.subarray(space + 1)
+    // The credentials go to the session as SASL PLAIN, bytes untouched.
+    const payload = Buffer.concat([NUL, user, NUL, password])
+    const release = this.hold()
+    this.out.later(
+      (fill) =>
+        this.session.authenticate('PLAIN', payload, (ok, close) => {
+          fill(ok ? STORED : AUTH_FAILED)
+          if (close) this.quit()
+        }),
+      () => [AUTH_FAILED],
+      release,
+    )
   }
 
   private quit(): void {
