@@ -15,10 +15,10 @@
 import type { DeliveredItem, Session } from '../../dispatcher.js'
 import { StarlingError } from '../../errors.js'
 import type { ProtocolLimits } from '../handler.js'
-import { parseQueueKey, parseSetKey, validateKey } from '../keyOptions.js'
+import { parseQueueKey, parseSetKey, plainQueueName } from '../keyOptions.js'
 import type { Outbox } from '../outbox.js'
 import { badCommandLine, command, failure, type MetaCommand, type MetaReturnFlags, type ParseResult } from './commands.js'
-import { CRLF, EN, MN, errorReply, internalErrorReply, metaLine, type MetaItemInfo } from './serializer.js'
+import { CRLF, EN, MN, errorReply, metaLine, replyFor, type MetaItemInfo } from './serializer.js'
 import type { Tokens } from './tokens.js'
 
 const CR = 0x0d
@@ -296,17 +296,6 @@ function metaDelete(key: string, ret: MetaReturnFlags, ctx: MetaContext): void {
       return ret.quiet ? fill() : fill(metaLine('HD', ret, null))
     }),
   )
-}
-
-/** A queue name for commands that take no Kestrel options (delete, flush, md). */
-export function plainQueueName(key: string, maxLength: number, commandName: string): string {
-  validateKey(key, maxLength)
-  if (key.includes('/')) throw new StarlingError('BAD_OPTIONS', `options are not allowed on ${commandName}`)
-  return key
-}
-
-export function replyFor(err: unknown): Buffer {
-  return err instanceof StarlingError ? errorReply(err) : internalErrorReply(err)
 }
 
 function itemInfo(item: DeliveredItem): MetaItemInfo {
