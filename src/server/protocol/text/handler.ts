@@ -15,7 +15,7 @@ import type {
   SetCommand,
   TextCommand,
 } from './commands.js'
-import { executeMeta, type MetaContext } from './meta.js'
+import { executeMeta, type MetaContext } from './metaHandler.js'
 import { parseCommand, skipThroughNewline } from './parser.js'
 import {
   AUTH_FAILED,
