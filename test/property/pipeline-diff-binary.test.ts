@@ -132,7 +132,7 @@ t.test(`binary: pipelined == one at a time (${runs} random scripts + ${EXAMPLES.
   await fc.assert(property, {
     numRuns: runs,
     examples: EXAMPLES.map((e) => [e]),
-    interruptAfterTimeLimit: FUZZ ? 3_000_000 : 30_000,
+    interruptAfterTimeLimit: Number(process.env['STARLING_FUZZ_SECONDS'] ?? (FUZZ ? 3000 : 30)) * 1000,
     seed: process.env['STARLING_SEED'] ? Number(process.env['STARLING_SEED']) : undefined,
   })
   t.comment(`scripts run: ${scripts}; longest: ${longest} requests`)
