@@ -1,8 +1,8 @@
 /**
- * One server per spool (DESIGN §10). Two servers appending to the same journals interleave records
- * and the next replay cuts the "torn" tail, losing acknowledged items; a second server that merely
- * replays can cut a live server's tail too. So the lock is taken before anything in the spool is
- * read, and a second server exits having changed nothing.
+ * One server per spool (docs/architecture.md, "Durability rules"). Two servers appending to the
+ * same journals interleave records and the next replay cuts the "torn" tail, losing acknowledged
+ * items; a second server that merely replays can cut a live server's tail too. So the lock is taken
+ * before anything in the spool is read, and a second server exits having changed nothing.
  *
  * Mechanism (argued in SECURITY.md): a lock file `<spool>/.starling.lock` holding {pid, start,
  * host}, created atomically (exclusiveFile.ts). Node has no flock(), and a lock file can be read by
