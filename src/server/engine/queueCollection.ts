@@ -98,6 +98,14 @@ export class QueueCollection {
     return this.names.list((n) => this.slots.has(n)).filter((n) => this.slots.get(n)!.queue !== null)
   }
 
+  /** Each loaded queue in name order, one lookup per name (a stats snapshot over 100k queues). */
+  forEachQueue(fn: (name: string, queue: PersistentQueue) => void): void {
+    for (const name of this.names.list((n) => this.slots.has(n))) {
+      const queue = this.slots.get(name)?.queue
+      if (queue) fn(name, queue)
+    }
+  }
+
   /** A loaded queue, without creating it. */
   peekQueue(name: string): PersistentQueue | null {
     return this.slots.get(name)?.queue ?? null
