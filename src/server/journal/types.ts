@@ -66,6 +66,8 @@ export interface JournalStats {
   fsyncs: number
   /** Records made durable per fsync, on average. */
   fsyncBatchAvg: number
+  /** Journal files open now (at most max_open_journals, beyond fsyncs in flight). */
+  openJournals?: number
 }
 
 export interface QueueJournal {
