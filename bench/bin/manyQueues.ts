@@ -94,13 +94,15 @@ class Pipe {
 
   private onData(d: string): void {
     this.buf += d
+    let at = 0
     let i: number
-    while ((i = this.buf.indexOf('\r\n')) >= 0) {
-      const line = this.buf.slice(0, i)
-      this.buf = this.buf.slice(i + 2)
+    while ((i = this.buf.indexOf('\r\n', at)) >= 0) {
+      const line = this.buf.slice(at, i)
+      at = i + 2
       this.lines.push(line)
       if (this.match(line)) this.got++
     }
+    this.buf = this.buf.slice(at)
     if (this.got >= this.want && this.wake) {
       const w = this.wake
       this.wake = null
@@ -130,14 +132,14 @@ const isEnd = (l: string): boolean => l === 'END' || /^(SERVER_ERROR|CLIENT_ERRO
 const payload = 'x'.repeat(SIZE)
 const name = (i: number): string => `q${i}`
 
-/** Run commands for queues [from, to) in chunks of 1000 pipelined; returns the lines. */
-async function each(p: Pipe, from: number, to: number, cmd: (i: number) => string, match: (l: string) => boolean): Promise<string[]> {
+/** Run commands for queues [from, to) in chunks of 1000 pipelined (`per` replies each); returns the lines. */
+async function each(p: Pipe, from: number, to: number, cmd: (i: number) => string, match: (l: string) => boolean, per = 1): Promise<string[]> {
   const out: string[] = []
   for (let i = from; i < to; i += 1000) {
     const end = Math.min(to, i + 1000)
     let text = ''
     for (let k = i; k < end; k++) text += cmd(k)
-    for (const l of await p.run(text, end - i, match)) out.push(l)
+    for (const l of await p.run(text, (end - i) * per, match)) out.push(l)
   }
   return out
 }
@@ -177,7 +179,7 @@ async function main(): Promise<void> {
   const restartMs = s.startMs
   p = await Pipe.open(s.port)
   const rssRestart = memoryMiB(s.proc.pid!).rss
-  const values = (await each(p, 0, N, (i) => `get ${name(i)}\r\nset ${name(i)} 0 0 ${SIZE}\r\n${payload}\r\n`, (l) => isEnd(l) || l === 'STORED'))
+  const values = (await each(p, 0, N, (i) => `get ${name(i)}\r\nset ${name(i)} 0 0 ${SIZE}\r\n${payload}\r\n`, (l) => isEnd(l) || l === 'STORED', 2))
   const back = values.filter((l) => l.startsWith('VALUE ')).length
   const rssBeforeDelete = memoryMiB(s.proc.pid!).rss
   t0 = performance.now()

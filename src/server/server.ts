@@ -43,7 +43,7 @@ export class StarlingServer {
     private readonly log: Logger,
     private readonly onShutdownRequest: () => void = () => void this.stop(),
   ) {
-    const journals = createJournalFactory({ logger: log })
+    const journals = createJournalFactory({ logger: log, maxOpenJournals: config.maxOpenJournals })
     this.collection = new QueueCollection(config, journals, log)
     this.dispatcher = new Dispatcher({
       collection: this.collection,

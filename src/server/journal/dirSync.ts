@@ -1,5 +1,6 @@
 /**
- * Directory fsyncs off the event loop, shared: every caller that asks while one is in flight is
+ * Journal fsyncs off the event loop: a few slots shared by every queue, and directory fsyncs
+ * shared: every caller that asks while one is in flight is
  * served by the next one (a creation after an fsync started is not covered by it). A queue created
  * by its first write (segment.ts) makes its directory entry durable this way, joined to the group
  * commit, instead of a synchronous fsync per new file.
@@ -40,4 +41,36 @@ function run(dir: string, st: DirState): void {
       fs.close(fd, () => finish(syncErr))
     })
   })
+}
+
+/** Unlink off the event loop (a queue's delete); a file already gone is fine. */
+export async function unlinkAsync(path: string): Promise<void> {
+  const injected = injectedFault('unlink', path)
+  if (injected) throw injected
+  try {
+    await fs.promises.unlink(path)
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err
+  }
+}
+
+/** Journal fsyncs in flight at once, all queues together (libuv runs 4 at a time anyway). */
+const MAX_FSYNCS = 16
+let fsyncsRunning = 0
+const fsyncsQueued: Array<() => void> = []
+
+/** Run `start` when one of the fsync slots is free; it calls `release` when its fsync is done. */
+export function fsyncSlot(start: (release: () => void) => void): void {
+  if (fsyncsRunning < MAX_FSYNCS) {
+    fsyncsRunning++
+    start(releaseSlot)
+  } else {
+    fsyncsQueued.push(() => start(releaseSlot))
+  }
+}
+
+function releaseSlot(): void {
+  const next = fsyncsQueued.shift()
+  if (next) setImmediate(next)
+  else fsyncsRunning--
 }

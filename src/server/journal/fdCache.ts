@@ -93,7 +93,7 @@ export class FdCache {
     file.openFd = fd
     file.closeWhenUnpinned = false
     this.lru.set(file, fd)
-    this.evict()
+    this.evict(0, file)
   }
 
   /** An fsync is starting on the file's fd: keep it open until `unpin`. */
@@ -128,12 +128,15 @@ export class FdCache {
     }
   }
 
-  /** Close least recently used, unpinned files until `room` more fit under the cap. */
-  private evict(room = 0): void {
+  /**
+   * Close least recently used, unpinned files until `room` more fit under the cap; never `keep`
+   * (the file being handed out: with every other one pinned, it would be the only candidate).
+   */
+  private evict(room = 0, keep?: CachedFile): void {
     if (this.lru.size + room <= this.cap) return
     for (const file of this.lru.keys()) {
       if (this.lru.size + room <= this.cap) return
-      if (file.pins > 0) continue
+      if (file.pins > 0 || file === keep) continue
       this.closeNow(file)
     }
   }

@@ -65,7 +65,7 @@ import {
   type FailpointName,
 } from './faults.js'
 import { giveBatchBuffer, NO_BUFFER, takeBatchBuffer } from './batchBuffers.js'
-import { syncDirAsync } from './dirSync.js'
+import { fsyncSlot, syncDirAsync, unlinkAsync } from './dirSync.js'
 import { openJournals } from './fdCache.js'
 import { type CarriedItems, KnownSizes } from './liveIndex.js'
 import { findOriginal, type JournalLogger, type ReplayState } from './replay.js'
@@ -224,7 +224,7 @@ export class FileQueueJournal implements QueueJournal {
 
   get sizeOnDisk(): number {
     let n = 0
-    for (const s of this.segments) n += s.size
+    for (const s of this.segments) if (s.exists) n += s.size
     return n
   }
 
@@ -254,6 +254,14 @@ export class FileQueueJournal implements QueueJournal {
   /** Segment numbers currently on disk (tests, diagnostics). */
   get segmentNumbers(): number[] {
     return this.segments.map((s) => s.segno)
+  }
+
+  persist(): void {
+    try {
+      if (!this.closed && !this.current.exists) void this.current.fd
+    } catch (err) {
+      this.logger.warn({ queue: this.queue, err: String(err) }, 'journal file not created yet; the first write will')
+    }
   }
 
   private get current(): Segment {
@@ -476,27 +484,35 @@ export class FileQueueJournal implements QueueJournal {
     this.waiting = []
     this.unsynced = 0
     const seg = this.current
-    let fd: number
-    try {
-      fd = openJournals.pin(seg)
-    } catch (err) {
-      return void setImmediate(() => this.resolveSync(cbs, ioError(err, 'journal fsync failed')))
-    }
-    this.syncingFd = fd
-    const dirUnsynced = seg.dirUnsynced
-    fdatasyncAsync(fd, seg.path, (err) => {
-      // a file created by its first write: its directory entry is durable before the reply
-      if (err || !dirUnsynced) return this.afterSync(seg, cbs, records, err)
-      syncDirAsync(this.dir, (dirErr) => {
-        if (!dirErr) seg.dirUnsynced = false
-        this.afterSync(seg, cbs, records, dirErr)
+    this.syncingFd = 0 // queued or in flight (the real fd once it starts)
+    // Fsyncs of all journals share a few slots: each pins an fd, and thousands of queues syncing
+    // at once (a shutdown, sync=always) must stay under the fd limit.
+    fsyncSlot((release) => {
+      let fd: number
+      try {
+        fd = openJournals.pin(seg)
+      } catch (err) {
+        this.syncingFd = -1
+        release()
+        return this.resolveSync(cbs, ioError(err, 'journal fsync failed'))
+      }
+      this.syncingFd = fd
+      const dirUnsynced = seg.dirUnsynced
+      fdatasyncAsync(fd, seg.path, (err) => {
+        // a file created by its first write: its directory entry is durable before the reply
+        if (err || !dirUnsynced) return this.afterSync(seg, cbs, records, err, release)
+        syncDirAsync(this.dir, (dirErr) => {
+          if (!dirErr) seg.dirUnsynced = false
+          this.afterSync(seg, cbs, records, dirErr, release)
+        })
       })
     })
   }
 
-  private afterSync(seg: Segment, cbs: WriteCallback[], records: number, err: Error | null): void {
+  private afterSync(seg: Segment, cbs: WriteCallback[], records: number, err: Error | null, release: () => void): void {
     this.syncingFd = -1
     openJournals.unpin(seg)
+    release()
     counters.fsyncs++
     counters.recordsSynced += records
     this.resolveSync(cbs, err ? ioError(err, 'journal fsync failed') : null)
@@ -872,7 +888,8 @@ export class FileQueueJournal implements QueueJournal {
     this.bySegno.clear()
     this.reader.invalidate()
     if (tombstone) failpoint('destroy:after-marker')
-    this.unlinkAll(old, tombstone && 'destroy:after-unlink-one')
+    if (!tombstone && old.length === 1) await unlinkAsync(old[0]!.path)
+    else this.unlinkAll(old, tombstone && 'destroy:after-unlink-one')
     if (tombstone) this.unlinkAll([tombstone], undefined)
     // the unlinks are durable before DELETED (off the event loop; `never` leaves it to the OS)
     if (tombstone || (old.length > 0 && this.sync !== 'never')) {
@@ -904,13 +921,12 @@ export class FileQueueJournal implements QueueJournal {
     await this.whenSyncIdle()
     let err: Error | null = null
     const cur = this.segments[this.segments.length - 1]
-    // nothing written since the last fsync (an idle queue): no fsync
-    if (cur && (this.unsynced > 0 || this.waiting.length > 0 || cur.dirUnsynced)) {
-      try {
-        this.syncNow(cur)
-      } catch (e) {
-        err = ioError(e, 'journal fsync failed')
-      }
+    // On the thread pool (the server closes every journal at once); none for an idle journal.
+    if (cur?.exists && (this.unsynced > 0 || this.waiting.length > 0 || cur.dirUnsynced)) {
+      this.unsynced = Math.max(1, this.unsynced)
+      this.waiting.push((e) => (err = e))
+      this.startSync()
+      await this.whenSyncIdle()
     }
     this.resolveWaiting(err)
     for (const seg of this.segments) seg.close()
