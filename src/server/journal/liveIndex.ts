@@ -57,14 +57,14 @@ export class SegmentLive {
     const k = seq - this.first
     const byte = k >>> 3
     if (byte >= this.bits.length) {
-      const b = new Uint8Array(Math.max(64, this.bits.length * 2, byte + 1))
+      const b = new Uint8Array(Math.max(8, this.bits.length * 2, byte + 1))
       b.set(this.bits)
       this.bits = b
     }
     this.bits[byte]! |= 1 << (k & 7)
     if (this.sinceCp === 0) {
       if (this.cpN === this.cpSeq.length) {
-        const n = Math.max(8, this.cpN * 2)
+        const n = Math.max(2, this.cpN * 2)
         const s = new Float64Array(n)
         const o = new Float64Array(n)
         s.set(this.cpSeq)
@@ -240,7 +240,7 @@ export class CarriedItems {
  * compacted away once they outnumber the live ones.
  */
 export class KnownSizes {
-  // Empty until used, grown by doubling from 16, and given back when emptied: an idle queue's costs nothing.
+  // Empty until used, grown by doubling from 4, and given back when emptied: an idle queue's cost nothing.
   private seqs = NO_SEQS
   private sizes = NO_SIZES
   private head = 0
@@ -277,8 +277,8 @@ export class KnownSizes {
     this.head = 0
     this.tail = w
     if (w * 2 > this.seqs.length || this.seqs.length === 0) {
-      const s = new Float64Array(Math.max(16, this.seqs.length * 2))
-      const z = new Uint32Array(Math.max(16, this.seqs.length * 2))
+      const s = new Float64Array(Math.max(4, this.seqs.length * 2))
+      const z = new Uint32Array(Math.max(4, this.seqs.length * 2))
       s.set(this.seqs.subarray(0, w))
       z.set(this.sizes.subarray(0, w))
       this.seqs = s

@@ -183,6 +183,7 @@ export class FileQueueJournal implements QueueJournal {
     this.origSegs = this.segments.filter((s) => s.live.first >= 0)
     this.carried = state.carried
     this.nextSeq = state.nextSeq
+    if (state.wholeFile) this.reader.seed(this.segments[0]!, 0, state.wholeFile)
   }
 
   /**

@@ -60,6 +60,8 @@ export interface ReplayState {
   nextSeq: number
   records: number
   truncatedBytes: number
+  /** A one-segment journal read whole by replay: its bytes, so the first read-back needs no read. */
+  wholeFile?: Buffer
 }
 
 /**
@@ -340,12 +342,14 @@ export function replaySegments(dir: string, encoded: string, queue: string, logg
     seg.live.trim()
   }
 
+  const only = segments.length === 1 ? segments[0]! : undefined
   return {
     segments,
     carried: b.carried,
     nextSeq: Math.max(b.maxSeq + 1, baseSeq, 1),
     records: b.records,
     truncatedBytes,
+    wholeFile: only && only.segno === wholeInHeadBuf ? Buffer.from(headBuf.subarray(0, only.size)) : undefined,
   }
 }
 

@@ -221,7 +221,7 @@ export interface Readable {
  * closes them.
  */
 export class ChunkReader {
-  private buf = EMPTY
+  private buf: Buffer = EMPTY
   private file: Readable | undefined
   private start = 0
   private length = 0
@@ -230,6 +230,14 @@ export class ChunkReader {
   invalidate(): void {
     this.file = undefined
     this.length = 0
+  }
+
+  /** Start with bytes already read: [start, start + buf.length) of `file`. */
+  seed(file: Readable, start: number, buf: Buffer): void {
+    this.buf = buf
+    this.file = file
+    this.start = start
+    this.length = buf.length
   }
 
   /** Forget the chunk and give its memory back. */
