@@ -3,7 +3,7 @@ import { appendFileSync, copyFileSync, existsSync, mkdtempSync, readFileSync, re
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { addRecordSize, queueFileName, REMOVE_RECORD_SIZE } from '../../src/server/journal/format.js'
-import { allItems, item, open, range, seqsOf, tempSpool } from '../helpers/journal.js'
+import { addDurable, allItems, item, open, range, seqsOf, tempSpool } from '../helpers/journal.js'
 
 t.test('replay returns live items in seq order with their payloads', async (t) => {
   const dir = tempSpool(t)
@@ -166,6 +166,7 @@ t.test('a segment with a broken header is set aside, the rest is served', async 
 t.test('a newer format version refuses to open', async (t) => {
   const dir = tempSpool(t)
   const { journal } = await open(dir)
+  await addDurable(journal, item(1))
   await journal.close()
   const file = join(dir, queueFileName('q'))
   const buf = readFileSync(file)

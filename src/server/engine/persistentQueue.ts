@@ -132,6 +132,16 @@ export class PersistentQueue implements ConsumerHost {
     return this.journal.rotations
   }
 
+  /** Nothing in it, nobody on it, no file: the queue can go without a trace. */
+  get isBlank(): boolean {
+    return this.length === 0 && this.openItems.size === 0 && this.waiters.size === 0 && this.pendingAdds === 0 && this.journal.sizeOnDisk === 0
+  }
+
+  /** Create the journal file now, even empty (a fanout child must outlive a restart). */
+  persist(): void {
+    this.journal.persist()
+  }
+
   // ---------------------------------------------------------------------------------------------
   // Enqueue
 

@@ -34,6 +34,9 @@ import {
   writeFully,
   type FailpointName,
 } from './fileOps.js'
+import { giveBatchBuffer, NO_BUFFER, takeBatchBuffer } from './batchBuffers.js'
+import { fsyncSlot, syncDirAsync, unlinkAsync } from './dirSync.js'
+import { openJournals } from './fdCache.js'
 import { type CarriedItems, KnownSizes } from './liveIndex.js'
 import type { EventLogger } from '../logger.js'
 import { findOriginal, type ReplayState } from './replay.js'
@@ -107,7 +110,7 @@ export class FileQueueJournal implements QueueJournal {
   private writeFailing = false
 
   // The batch being built this event-loop turn.
-  private batch = Buffer.allocUnsafe(64 * 1024)
+  private batch: Buffer = NO_BUFFER
   private batchLen = 0
   private batchOps: number[] = []
   private batchSeqs: number[] = []
@@ -125,7 +128,6 @@ export class FileQueueJournal implements QueueJournal {
   private syncingFd = -1
   private syncIdleWaiters: Array<() => void> = []
   private syncTimer: NodeJS.Timeout | undefined
-  private closeAfterSync: number[] = []
 
   // Read-behind: a forward cursor over the records (segment, offset), reading big chunks.
   private readingBehind = false
@@ -152,6 +154,7 @@ export class FileQueueJournal implements QueueJournal {
     this.origSegs = this.segments.filter((s) => s.live.first >= 0)
     this.carried = state.carried
     this.nextSeq = state.nextSeq
+    if (state.wholeFile) this.reader.seed(this.segments[0]!, 0, state.wholeFile)
   }
 
   /**
@@ -186,13 +189,14 @@ export class FileQueueJournal implements QueueJournal {
     if (diskItems === 0) {
       this.readingBehind = false
       this.cursorSeg = undefined
+      this.reader.release()
     }
     return { items, diskItems, diskBytes }
   }
 
   get sizeOnDisk(): number {
     let n = 0
-    for (const s of this.segments) n += s.size
+    for (const s of this.segments) if (s.exists) n += s.size
     return n
   }
 
@@ -224,6 +228,14 @@ export class FileQueueJournal implements QueueJournal {
     return this.segments.map((s) => s.segno)
   }
 
+  persist(): void {
+    try {
+      if (!this.closed && !this.current.exists) void this.current.fd
+    } catch (err) {
+      this.logger.warn({ queue: this.queue, err: String(err) }, 'journal file not created yet; the first write will')
+    }
+  }
+
   private get current(): Segment {
     return this.segments[this.segments.length - 1]!
   }
@@ -233,10 +245,9 @@ export class FileQueueJournal implements QueueJournal {
 
   private reserve(size: number): void {
     if (this.batchLen + size <= this.batch.length) return
-    let cap = this.batch.length * 2
-    while (cap < this.batchLen + size) cap *= 2
-    const bigger = Buffer.allocUnsafe(cap)
+    const bigger = takeBatchBuffer(Math.max(this.batch.length * 2, this.batchLen + size))
     this.batch.copy(bigger, 0, 0, this.batchLen)
+    giveBatchBuffer(this.batch)
     this.batch = bigger
   }
 
@@ -346,12 +357,16 @@ export class FileQueueJournal implements QueueJournal {
     this.batchSizes = []
     this.batchWritten = []
     this.batchDurable = []
+    const buf = this.batch
+    this.batch = NO_BUFFER
     try {
-      writeFully(seg.fd, this.batch, len, seg.size, seg.path)
+      writeFully(seg.fd, buf, len, seg.size, seg.path)
     } catch (cause) {
+      giveBatchBuffer(buf)
       this.failBatch(seg, cause, ops, seqs, sizes, written, durable)
       return
     }
+    giveBatchBuffer(buf)
     seg.size += len
     this.unsynced += ops.length
     if (this.writeFailing) {
@@ -441,22 +456,48 @@ export class FileQueueJournal implements QueueJournal {
     this.waiting = []
     this.unsynced = 0
     const seg = this.current
-    this.syncingFd = seg.fd
-    fdatasyncAsync(seg.fd, seg.path, (err) => {
-      this.syncingFd = -1
-      counters.fsyncs++
-      counters.recordsSynced += records
-      for (const fd of this.closeAfterSync) fs.closeSync(fd)
-      this.closeAfterSync = []
-      const e = err ? ioError(err, 'journal fsync failed') : null
-      for (const cb of cbs) call(cb, e)
-      if (this.sync === 'always') this.startSync()
-      if (this.syncingFd < 0) {
-        const waiters = this.syncIdleWaiters
-        this.syncIdleWaiters = []
-        for (const w of waiters) w()
+    this.syncingFd = 0 // queued or in flight (the real fd once it starts)
+    // Fsyncs of all journals share a few slots: each pins an fd, and thousands of queues syncing
+    // at once (a shutdown, sync=always) must stay under the fd limit.
+    fsyncSlot((release) => {
+      let fd: number
+      try {
+        fd = openJournals.pin(seg)
+      } catch (err) {
+        this.syncingFd = -1
+        release()
+        return this.resolveSync(cbs, ioError(err, 'journal fsync failed'))
       }
+      this.syncingFd = fd
+      const dirUnsynced = seg.dirUnsynced
+      fdatasyncAsync(fd, seg.path, (err) => {
+        // a file created by its first write: its directory entry is durable before the reply
+        if (err || !dirUnsynced) return this.afterSync(seg, cbs, records, err, release)
+        syncDirAsync(this.dir, (dirErr) => {
+          if (!dirErr) seg.dirUnsynced = false
+          this.afterSync(seg, cbs, records, dirErr, release)
+        })
+      })
     })
+  }
+
+  private afterSync(seg: Segment, cbs: WriteCallback[], records: number, err: Error | null, release: () => void): void {
+    this.syncingFd = -1
+    openJournals.unpin(seg)
+    release()
+    counters.fsyncs++
+    counters.recordsSynced += records
+    this.resolveSync(cbs, err ? ioError(err, 'journal fsync failed') : null)
+  }
+
+  private resolveSync(cbs: WriteCallback[], e: Error | null): void {
+    for (const cb of cbs) call(cb, e)
+    if (this.sync === 'always') this.startSync()
+    if (this.syncingFd < 0) {
+      const waiters = this.syncIdleWaiters
+      this.syncIdleWaiters = []
+      for (const w of waiters) w()
+    }
   }
 
   private whenSyncIdle(): Promise<void> {
@@ -466,17 +507,17 @@ export class FileQueueJournal implements QueueJournal {
 
   /** fsync now, on this thread (rotation, carry-forward, close). */
   private syncNow(seg: Segment): void {
+    if (!seg.exists) return
     fdatasyncNow(seg.fd, seg.path)
+    if (seg.dirUnsynced) {
+      fsyncDir(this.dir)
+      seg.dirUnsynced = false
+    }
     counters.fsyncs++
     if (seg === this.current) {
       counters.recordsSynced += this.unsynced
       this.unsynced = 0
     }
-  }
-
-  private closeFd(fd: number): void {
-    if (fd === this.syncingFd) this.closeAfterSync.push(fd)
-    else fs.closeSync(fd)
   }
 
   // -------------------------------------------------------------------------------------------
@@ -527,7 +568,7 @@ export class FileQueueJournal implements QueueJournal {
       this.cursorOff = this.cursorSeg?.headerLength ?? 0
     }
     this.reader.invalidate()
-    this.closeFd(seg.fd)
+    seg.close()
     try {
       unlinkNow(seg.path)
     } catch (err) {
@@ -562,7 +603,7 @@ export class FileQueueJournal implements QueueJournal {
       let found = 0
       let start = live.seek(live.firstLive())
       if (start < 0) start = old.headerLength
-      forEachRecord(this.reader, old.fd, start, old.size, (buf, at, off, size) => {
+      forEachRecord(this.reader, old, start, old.size, (buf, at, off, size) => {
         if (buf[at + 8] !== OP_ADD) return true
         const seq = readU64(buf, at + 9)
         if (!live.has(seq)) return true
@@ -577,7 +618,7 @@ export class FileQueueJournal implements QueueJournal {
     const buf = Buffer.allocUnsafe(total)
     let pos = 0
     for (const p of picked) {
-      const { buf: chunk, at } = this.reader.read(old.fd, p.off, p.size, old.size)
+      const { buf: chunk, at } = this.reader.read(old, p.off, p.size, old.size)
       const length = chunk.readUInt32LE(at)
       if (length + RECORD_PREFIX_BYTES !== p.size || recordCrc(chunk, at + 8, length) !== chunk.readUInt32LE(at + 4)) {
         throw new Error(`carry-forward: record of seq ${p.seq} unreadable in ${old.path} at ${p.off}`)
@@ -612,6 +653,7 @@ export class FileQueueJournal implements QueueJournal {
     this.rotationCount++
     this.logger.info({ queue: this.queue, items: picked.length, bytes: total, segment: old.path }, 'journal: carried live items forward, deleting old segment')
     this.dropOldest('carry:after-unlink')
+    if (!this.readingBehind) this.reader.release()
   }
 
   // -------------------------------------------------------------------------------------------
@@ -651,6 +693,7 @@ export class FileQueueJournal implements QueueJournal {
     if (out.length === 0) {
       this.readingBehind = false
       this.cursorSeg = undefined
+      this.reader.release()
     }
     return out
   }
@@ -734,10 +777,10 @@ export class FileQueueJournal implements QueueJournal {
       return 1
     }
     if (off + RECORD_PREFIX_BYTES > seg.size) return 0
-    let v = this.reader.read(seg.fd, off, RECORD_PREFIX_BYTES, seg.size)
+    let v = this.reader.read(seg, off, RECORD_PREFIX_BYTES, seg.size)
     const length = v.buf.readUInt32LE(v.at)
     if (length < 1 || length > MAX_RECORD_LENGTH || off + RECORD_PREFIX_BYTES + length > seg.size) return 2
-    v = this.reader.read(seg.fd, off, RECORD_PREFIX_BYTES + length, seg.size)
+    v = this.reader.read(seg, off, RECORD_PREFIX_BYTES + length, seg.size)
     if (recordCrc(v.buf, v.at + 8, length) !== v.buf.readUInt32LE(v.at + 4)) return 2
     this.recBuf = v.buf
     this.recAt = v.at
@@ -772,6 +815,7 @@ export class FileQueueJournal implements QueueJournal {
     this.assertOpen()
     this.flushNow()
     const old = this.segments
+    if (!old.some((seg) => seg.exists)) return // nothing on disk: nothing to reset
     const marker = createSegment({
       dir: this.dir,
       encoded: this.encoded,
@@ -799,15 +843,13 @@ export class FileQueueJournal implements QueueJournal {
     this.assertOpen()
     this.flushNow()
     this.clearTimers()
-    const old = this.segments
-    const tombstone = createSegment({
-      dir: this.dir,
-      encoded: this.encoded,
-      queue: this.queue,
-      segno: this.current.segno + 1,
-      baseSeq: this.nextSeq,
-      flags: FLAG_DELETED,
-    })
+    const old = this.segments.filter((seg) => seg.exists)
+    // Several files: a tombstone first (deleting them one by one is not atomic). One: unlinking it is.
+    const tombstone =
+      old.length > 1
+        ? createSegment({ dir: this.dir, encoded: this.encoded, queue: this.queue, segno: this.current.segno + 1, baseSeq: this.nextSeq, flags: FLAG_DELETED })
+        : undefined
+    for (const seg of this.segments) seg.close()
     this.closed = true
     this.origSegs = []
     this.carried.clear()
@@ -817,10 +859,14 @@ export class FileQueueJournal implements QueueJournal {
     this.segments = []
     this.bySegno.clear()
     this.reader.invalidate()
-    failpoint('destroy:after-marker')
-    this.unlinkAll(old, 'destroy:after-unlink-one')
-    this.unlinkAll([tombstone], undefined)
-    fsyncDir(this.dir)
+    if (tombstone) failpoint('destroy:after-marker')
+    if (!tombstone && old.length === 1) await unlinkAsync(old[0]!.path)
+    else this.unlinkAll(old, tombstone && 'destroy:after-unlink-one')
+    if (tombstone) this.unlinkAll([tombstone], undefined)
+    // the unlinks are durable before DELETED (off the event loop; `never` leaves it to the OS)
+    if (tombstone || (old.length > 0 && this.sync !== 'never')) {
+      await new Promise<void>((resolve, reject) => syncDirAsync(this.dir, (err) => (err ? reject(err) : resolve())))
+    }
     await this.whenSyncIdle()
     this.resolveWaiting(new StarlingError('IO', 'queue deleted'))
   }
@@ -828,7 +874,7 @@ export class FileQueueJournal implements QueueJournal {
   private unlinkAll(segs: Segment[], fp: FailpointName | undefined): void {
     let first = true
     for (const seg of segs) {
-      this.closeFd(seg.fd)
+      seg.close()
       try {
         unlinkNow(seg.path)
       } catch (err) {
@@ -847,15 +893,15 @@ export class FileQueueJournal implements QueueJournal {
     await this.whenSyncIdle()
     let err: Error | null = null
     const cur = this.segments[this.segments.length - 1]
-    if (cur) {
-      try {
-        this.syncNow(cur)
-      } catch (e) {
-        err = ioError(e, 'journal fsync failed')
-      }
+    // On the thread pool (the server closes every journal at once); none for an idle journal.
+    if (cur?.exists && (this.unsynced > 0 || this.waiting.length > 0 || cur.dirUnsynced)) {
+      this.unsynced = Math.max(1, this.unsynced)
+      this.waiting.push((e) => (err = e))
+      this.startSync()
+      await this.whenSyncIdle()
     }
     this.resolveWaiting(err)
-    for (const seg of this.segments) fs.closeSync(seg.fd)
+    for (const seg of this.segments) seg.close()
     this.segments = []
     this.bySegno.clear()
     if (this.retryRemoves.length > 0) {

@@ -56,6 +56,7 @@ export function statusForError(err: StarlingError): { status: number; message: s
     case 'AUTH_FAILED':
       return { status: Status.AUTH_ERROR, message: 'Auth failure.' }
     case 'SHUTTING_DOWN':
+    case 'TOO_MANY_QUEUES':
       return { status: Status.TEMPORARY_FAILURE, message: err.message }
     case 'IO':
       return { status: Status.INTERNAL_ERROR, message: err.message }
