@@ -2,7 +2,7 @@ import t from 'tap'
 import { appendFileSync, copyFileSync, existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, truncateSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { addRecordSize, queueFileName, REMOVE_RECORD_SIZE } from '../../src/server/journal/format.js'
+import { addRecordSize, headerLength, queueFileName, REMOVE_RECORD_SIZE } from '../../src/server/journal/format.js'
 import { addDurable, allItems, item, open, range, seqsOf, tempSpool } from './helpers.js'
 
 t.test('replay returns live items in seq order with their payloads', async (t) => {
@@ -29,7 +29,8 @@ t.test('replay returns live items in seq order with their payloads', async (t) =
 async function sampleJournal(dir: string): Promise<{ bytes: Buffer; bounds: number[] }> {
   const { journal } = await open(dir)
   const bounds: number[] = []
-  let pos = journal.sizeOnDisk
+  t.equal(journal.sizeOnDisk, 0, 'no file before the first write')
+  let pos = headerLength('q')
   bounds.push(pos)
   for (let s = 1; s <= 10; s++) {
     journal.add(item(s, `payload-${s}`), () => {}, () => {})

@@ -5,7 +5,8 @@
  *
  * Bounding the journal (DESIGN §8):
  * - Appends go to the last segment. Once it holds `maxJournalSize` bytes, a new segment is started
- *   (created crash-safely: tmp, fsync, rename, fsync dir).
+ *   (created crash-safely: tmp, fsync, rename, fsync dir). A queue's first segment is created by
+ *   its first write (segment.ts), its directory entry made durable with its first fsync.
  * - A segment is deleted when it is the oldest and every ADD in it has been REMOVEd. Only the
  *   oldest goes, so a REMOVE is never deleted while the ADD it cancels still exists. This also
  *   gives Starling's rule: an empty queue's journal over `maxJournalSize` is rotated and the old
@@ -15,21 +16,11 @@
  *   re-appended verbatim (same seq) to the current segment, fsynced, and the old segment deleted.
  *   A crash at any step leaves either the old copy, or both (replay keeps one), never neither.
  * - `reset` (flush) writes a new segment flagged RESET before deleting the older ones; `destroy`
- *   writes a DELETED tombstone first. Replay finishes either if a crash interrupted it.
+ *   writes a DELETED tombstone first (of several segments; one is simply unlinked). Replay
+ *   finishes either if a crash interrupted it.
  *
- * The live index (liveIndex.ts) costs ~0.2 bytes per item on disk: a bit per original ADD in its
- * segment's bitmap, a (seq, offset) checkpoint every 256 ADDs, an entry per carried copy. No
- * per-item offsets, so:
- * - Read-behind is a forward cursor (segment, byte offset) reading records in big chunks: it steps
- *   over REMOVEs, removed ADDs (bit clear), carried copies and seqs below the last one returned,
- *   and stops at an ADD above maxSeq; past the written end of the last segment it reads the batch
- *   not yet written. Carried items (few) are merged in by seq from their known offsets.
- *   startReadBehind seeks with the checkpoints.
- * - Carry-forward finds the live items of the oldest segment (at most 1/8 of it is live) by reading
- *   it once from the checkpoint before its first live ADD; the copies become carried entries. It
- *   waits while read-behind has not yet read past the segment (its live items are about to go).
- * - A REMOVE frees the record size the memory region remembers for it (KnownSizes), so live byte
- *   counts stay exact for what the engine removes.
+ * Read-behind and carry-forward find items through the live index, with no per-item offsets:
+ * how, in liveIndex.ts.
  *
  * Writes are synchronous positional writes of the whole batch (one syscall per event-loop turn);
  * fsyncs for sync=always and sync=<ms> run on the libuv thread pool (fs.fdatasync), so the event
@@ -66,46 +57,12 @@ import {
 } from './faults.js'
 import { giveBatchBuffer, NO_BUFFER, takeBatchBuffer } from './batchBuffers.js'
 import { fsyncSlot, syncDirAsync, unlinkAsync } from './dirSync.js'
+import { call, counters, ioError, REMOVE_RETRY_MS } from './journalCalls.js'
 import { openJournals } from './fdCache.js'
 import { type CarriedItems, KnownSizes } from './liveIndex.js'
 import { findOriginal, type JournalLogger, type ReplayState } from './replay.js'
 import { ChunkReader, createSegment, forEachRecord, type Segment } from './segment.js'
-import type { JournalItem, JournalStats, QueueJournal, SyncPolicy, WriteCallback } from './types.js'
-
-// Process-wide fsync counters (stats).
-const counters = { fsyncs: 0, recordsSynced: 0 }
-
-export function journalStats(): JournalStats {
-  return {
-    fsyncs: counters.fsyncs,
-    fsyncBatchAvg: counters.fsyncs === 0 ? 0 : counters.recordsSynced / counters.fsyncs,
-  }
-}
-
-/** Retry failed REMOVEs after this long if nothing else writes first. */
-const REMOVE_RETRY_MS = 100
-
-/**
- * The error handed to callbacks: the OS error itself when it has an errno code (ENOSPC, EIO: the
- * engine puts the code in its SERVER_ERROR reply), else a StarlingError with code 'IO'.
- */
-function ioError(err: unknown, what: string): Error {
-  const e = err as NodeJS.ErrnoException
-  if (e instanceof Error && typeof e.code === 'string') return e
-  return new StarlingError('IO', `${what}: ${e?.message ?? String(err)}`, { cause: err })
-}
-
-/** Run an engine callback; a throw must not break the journal's bookkeeping. */
-function call(cb: WriteCallback | undefined, err: Error | null): void {
-  if (cb === undefined) return
-  try {
-    cb(err)
-  } catch (thrown) {
-    process.nextTick(() => {
-      throw thrown
-    })
-  }
-}
+import type { JournalItem, QueueJournal, SyncPolicy, WriteCallback } from './types.js'
 
 export interface QueueJournalSettings {
   dir: string
@@ -258,11 +215,7 @@ export class FileQueueJournal implements QueueJournal {
   }
 
   persist(): void {
-    try {
-      if (!this.closed && !this.current.exists) void this.current.fd
-    } catch (err) {
-      this.logger.warn({ queue: this.queue, err: String(err) }, 'journal file not created yet; the first write will')
-    }
+    if (!this.closed && !this.current.exists && !this.current.createNow()) this.logger.warn({ queue: this.queue }, 'journal file not created yet; the first write will')
   }
 
   private get current(): Segment {
