@@ -23,6 +23,21 @@
  *
  * Cost for items on disk: 1 bit + 16/256 bytes ≈ 0.19 bytes/item (bitmaps of the segment being
  * appended to may have up to 2x spare capacity until it is rotated).
+ *
+ * How the journal uses it (queueJournal.ts):
+ * The live index costs ~0.2 bytes per item on disk: a bit per original ADD in its
+ * segment's bitmap, a (seq, offset) checkpoint every 256 ADDs, an entry per carried copy. No
+ * per-item offsets, so:
+ * - Read-behind is a forward cursor (segment, byte offset) reading records in big chunks: it steps
+ *   over REMOVEs, removed ADDs (bit clear), carried copies and seqs below the last one returned,
+ *   and stops at an ADD above maxSeq; past the written end of the last segment it reads the batch
+ *   not yet written. Carried items (few) are merged in by seq from their known offsets.
+ *   startReadBehind seeks with the checkpoints.
+ * - Carry-forward finds the live items of the oldest segment (at most 1/8 of it is live) by reading
+ *   it once from the checkpoint before its first live ADD; the copies become carried entries. It
+ *   waits while read-behind has not yet read past the segment (its live items are about to go).
+ * - A REMOVE frees the record size the memory region remembers for it (KnownSizes), so live byte
+ *   counts stay exact for what the engine removes.
  */
 
 export const CHECKPOINT_EVERY = 256

@@ -36,47 +36,13 @@ import {
 } from './fileOps.js'
 import { giveBatchBuffer, NO_BUFFER, takeBatchBuffer } from './batchBuffers.js'
 import { fsyncSlot, syncDirAsync, unlinkAsync } from './dirSync.js'
+import { call, counters, ioError, REMOVE_RETRY_MS } from './journalCalls.js'
 import { openJournals } from './fdCache.js'
 import { type CarriedItems, KnownSizes } from './liveIndex.js'
 import type { EventLogger } from '../logger.js'
 import { findOriginal, type ReplayState } from './replay.js'
 import { ChunkReader, createSegment, forEachRecord, type Segment } from './segment.js'
-import type { JournalItem, JournalStats, QueueJournal, SyncPolicy, WriteCallback } from './types.js'
-
-// Process-wide fsync counters (stats).
-const counters = { fsyncs: 0, recordsSynced: 0 }
-
-export function journalStats(): JournalStats {
-  return {
-    fsyncs: counters.fsyncs,
-    fsyncBatchAvg: counters.fsyncs === 0 ? 0 : counters.recordsSynced / counters.fsyncs,
-  }
-}
-
-/** Retry failed REMOVEs after this long if nothing else writes first. */
-const REMOVE_RETRY_MS = 100
-
-/**
- * The error handed to callbacks: the OS error itself when it has an errno code (ENOSPC, EIO: the
- * engine puts the code in its SERVER_ERROR reply), else a StarlingError with code 'IO'.
- */
-function ioError(err: unknown, what: string): Error {
-  const e = err as NodeJS.ErrnoException
-  if (e instanceof Error && typeof e.code === 'string') return e
-  return new StarlingError('IO', `${what}: ${e?.message ?? String(err)}`, { cause: err })
-}
-
-/** Run an engine callback; a throw must not break the journal's bookkeeping. */
-function call(cb: WriteCallback | undefined, err: Error | null): void {
-  if (cb === undefined) return
-  try {
-    cb(err)
-  } catch (thrown) {
-    process.nextTick(() => {
-      throw thrown
-    })
-  }
-}
+import type { JournalItem, QueueJournal, SyncPolicy, WriteCallback } from './types.js'
 
 export interface QueueJournalSettings {
   dir: string
@@ -229,11 +195,7 @@ export class FileQueueJournal implements QueueJournal {
   }
 
   persist(): void {
-    try {
-      if (!this.closed && !this.current.exists) void this.current.fd
-    } catch (err) {
-      this.logger.warn({ queue: this.queue, err: String(err) }, 'journal file not created yet; the first write will')
-    }
+    if (!this.closed && !this.current.exists && !this.current.createNow()) this.logger.warn({ queue: this.queue }, 'journal file not created yet; the first write will')
   }
 
   private get current(): Segment {

@@ -83,6 +83,16 @@ export class Segment implements CachedFile {
     return fd
   }
 
+  /** Create the file now if it is not on disk yet; false if that failed (the first write retries). */
+  createNow(): boolean {
+    try {
+      void this.fd
+      return true
+    } catch {
+      return false
+    }
+  }
+
   /** Done with the file (journal closed, segment deleted): give its fd back. */
   close(): void {
     openJournals.release(this)
