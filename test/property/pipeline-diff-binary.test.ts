@@ -129,12 +129,16 @@ t.test(`binary: pipelined == one at a time (${runs} random scripts + ${EXAMPLES.
     if (p !== o) throw new Error(`script ${JSON.stringify(script.map((r) => r.label))}\n${firstDifference(p, o)}`)
   })
   t.teardown(stopSpare)
-  await fc.assert(property, {
-    numRuns: runs,
-    examples: EXAMPLES.map((e) => [e]),
-    interruptAfterTimeLimit: Number(process.env['STARLING_FUZZ_SECONDS'] ?? (FUZZ ? 3000 : 30)) * 1000,
-    seed: process.env['STARLING_SEED'] ? Number(process.env['STARLING_SEED']) : undefined,
-  })
+  try {
+    await fc.assert(property, {
+      numRuns: runs,
+      examples: EXAMPLES.map((e) => [e]),
+      interruptAfterTimeLimit: Number(process.env['STARLING_FUZZ_SECONDS'] ?? (FUZZ ? 3000 : 30)) * 1000,
+      seed: process.env['STARLING_SEED'] ? Number(process.env['STARLING_SEED']) : undefined,
+    })
+  } finally {
+    await stopSpare()
+  }
   t.comment(`scripts run: ${scripts}; longest: ${longest} requests`)
   t.ok(scripts >= EXAMPLES.length, 'scripts ran')
 })
