@@ -54,11 +54,28 @@ const command: fc.Arbitrary<string> = fc.oneof(
   },
 )
 
-/** Mask the stats values that depend on the clock or the process, not on the commands. */
+/**
+ * Mask the stats values that depend on the clock or the process, not on the commands. So does
+ * bytes_written after an earlier stats reply: that reply's length depends on the masked values
+ * (uptime 9 or 10, an age of 5 or 12 ms), found by this test (seed 608891880: 887 vs 888).
+ */
 function mask(transcript: Buffer): string {
+  let replies = 0
+  let inStats = false
   return transcript
     .toString('latin1')
-    .replace(/^STAT (pid|uptime|time|rusage_user|rusage_system|queue_\S+_age) \S+\r$/gm, 'STAT $1 *\r')
+    .split('\n')
+    .map((line) => {
+      if (line.startsWith('STAT ')) {
+        if (!inStats) replies++
+        inStats = true
+      } else if (inStats) {
+        inStats = false
+      }
+      if (replies > 1 && line.startsWith('STAT bytes_written ')) return 'STAT bytes_written *\r'
+      return line.replace(/^STAT (pid|uptime|time|rusage_user|rusage_system|queue_\S+_age) \S+\r$/, 'STAT $1 *\r')
+    })
+    .join('\n')
 }
 
 function countMarkers(buf: Buffer): number {
