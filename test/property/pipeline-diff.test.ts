@@ -96,6 +96,8 @@ const EXAMPLES: string[][] = [
   ['get a/t=60\r\n', 'set a 0 0 1\r\nZ\r\n', 'stats\r\n'],
   // A multi-get on queues still opening: the set must not reach its last key first.
   ['get a b/peek a\r\n', 'set a 0 0 1\r\nv\r\n', 'mg c v\r\n'],
+  // A confirmed open read's REMOVE record still in the journal's batch: logsize must count it.
+  ['ms b 1\r\nv\r\n', 'get b/open\r\n', 'get b/close\r\n', 'stats\r\n'],
 ]
 
 const runs = FUZZ ? 150 : 10
