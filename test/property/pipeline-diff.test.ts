@@ -98,6 +98,8 @@ const EXAMPLES: string[][] = [
   ['get a b/peek a\r\n', 'set a 0 0 1\r\nv\r\n', 'mg c v\r\n'],
   // A confirmed open read's REMOVE record still in the journal's batch: logsize must count it.
   ['ms b 1\r\nv\r\n', 'get b/open\r\n', 'get b/close\r\n', 'stats\r\n'],
+  // A read that waited behind a delete of its queue: as if sent after it, it creates no queue.
+  ['set a 0 0 1 noreply\r\nv\r\n', 'delete a noreply\r\n', 'mg a v c\r\n', 'stats\r\n'],
 ]
 
 const runs = FUZZ ? 150 : 10

@@ -53,6 +53,8 @@ function readCreatesQueue(name: string, o: QueueReadOptions, refused: boolean): 
 
 export class QueueCollection {
   private readonly slots = new Map<string, Slot>()
+  /** Deleted queues whose files are still being removed: a new queue of that name opens after. */
+  private readonly removing = new Map<string, Promise<void>>()
   private readonly names = new SortedNames()
   /** parent name → names of its fanout children. */
   private readonly children = new Map<string, Set<string>>()
@@ -150,6 +152,10 @@ export class QueueCollection {
 
   get(name: string, consumer: Consumer, options: QueueReadOptions, done: ItemCallback): void {
     this.counters.cmdGet++
+    this.read(name, consumer, options, done)
+  }
+
+  private read(name: string, consumer: Consumer, options: QueueReadOptions, done: ItemCallback): void {
     if (!this.slots.has(name) && !readCreatesQueue(name, options, this.refusesNewQueue(name))) {
       // nothing to read, and nothing created (docs/architecture.md, "The path of one `get`")
       if (!options.abort && !(options.close && !options.open)) this.counters.getMisses++
@@ -157,10 +163,13 @@ export class QueueCollection {
     }
     // A blocking get made the queue to wait on: it goes again when the wait ends, if still blank.
     const finish: ItemCallback = options.timeoutMs > 0 ? (err, item) => (done(err, item), this.reapIfBlank(name)) : done
-    this.withQueue(name, (queue, err) => {
+    const op: QueueOp = (queue, err) => {
       if (!queue) return finish(err?.code === 'SHUTTING_DOWN' ? null : (err ?? null), null)
       queue.get(consumer, options, finish)
-    })
+    }
+    // Deleted by an earlier command while this read waited: as if it came after (creates nothing).
+    op.retry = () => this.read(name, consumer, options, done)
+    this.withQueue(name, op)
   }
 
   /** Drop a queue and its files. Resolves false if it did not exist. */
@@ -173,7 +182,16 @@ export class QueueCollection {
         this.slots.delete(name)
         this.names.remove()
         this.forgetChild(name)
-        await queue.destroy()
+        const removed = queue.destroy()
+        const settled = removed.then(
+          () => {},
+          () => {},
+        )
+        this.removing.set(name, settled)
+        void settled.then(() => {
+          if (this.removing.get(name) === settled) this.removing.delete(name)
+        })
+        await removed
       },
       (err) => done(err, true),
       // Deleted by an earlier command while this one waited: as if sent after it (NOT_FOUND).
@@ -292,6 +310,9 @@ export class QueueCollection {
     let queue: PersistentQueue | null = null
     let cause: StarlingError | undefined
     try {
+      // A queue deleted just before: its files go first (a first write creates the file anew).
+      const removing = this.removing.get(name)
+      if (removing) await removing
       const { journal, replay } = await this.journals.open({
         dir: this.config.queuePath,
         queue: name,
