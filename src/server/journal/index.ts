@@ -1,7 +1,8 @@
 /**
  * The journal layer: durable, per-queue, segmented journals in the spool directory.
- * See format.ts for the on-disk format, replay.ts for recovery, queueJournal.ts for batching,
- * fsync policy and compaction, starlingImport.ts for reading an old Starling spool.
+ * See README.md here for the format, the invariants and the crash-safety argument, and for which
+ * file does what (queueJournal.ts coordinates one open journal; starlingImport.ts reads an old
+ * Starling spool).
  */
 import * as fs from 'node:fs'
 import { join } from 'node:path'
@@ -15,7 +16,8 @@ import {
   segmentFileName,
 } from './format.js'
 import { fsyncDir } from './fileOps.js'
-import { FileQueueJournal, journalStats } from './queueJournal.js'
+import { journalStats } from './counters.js'
+import { FileQueueJournal } from './queueJournal.js'
 import { replaySegments, silentLogger, type JournalLogger } from './replay.js'
 import { readSegmentHeader } from './segment.js'
 import type { JournalFactory, JournalOptions, QueueJournal, ReplayResult } from './types.js'
