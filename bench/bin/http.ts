@@ -14,14 +14,11 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { Agent, request } from 'node:http'
 import { createServer, type AddressInfo } from 'node:net'
 import { tmpdir } from 'node:os'
-import { dirname, join } from 'node:path'
-import { fileURLToPath } from 'node:url'
+import { join } from 'node:path'
 import { parseArgs } from 'node:util'
-import { cpuSeconds } from '../procfs.js'
+import { OUR_SERVER as SERVER_MAIN } from '../harness/peers.js'
+import { cpuSeconds } from '../harness/procfs.js'
 import { MemcacheTextClient } from '../protocols/memcacheText.js'
-
-const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..', '..')
-const SERVER_MAIN = join(ROOT, 'dist', 'src', 'server', 'main.js')
 
 const { values: args } = parseArgs({
   options: {

@@ -3,14 +3,14 @@
  * the result record, and `runPhase`, which spreads producers and consumers over the generator
  * threads, runs them against a started peer, and merges what they report.
  */
-import { merge, newHistogram, percentiles, type Percentiles } from '../histogram.js'
-import { Ledger, type Correctness } from '../ledger.js'
-import type { BenchOptions } from '../options.js'
-import type { PeerDef, RunningPeer } from '../peers.js'
-import type { WorkerPool } from '../pool.js'
-import type { ProtocolName } from '../queueClient.js'
-import { cpuSeconds } from '../procfs.js'
-import { newShared, type ConsumerSpec, type ProducerSpec, type TaskSpec } from '../task.js'
+import { merge, newHistogram, percentiles, type Percentiles } from '../harness/histogram.js'
+import { Ledger, type Correctness } from '../harness/ledger.js'
+import type { BenchOptions } from '../harness/options.js'
+import type { PeerDef, RunningPeer } from '../harness/peers.js'
+import type { WorkerPool } from '../harness/pool.js'
+import type { ProtocolName } from '../harness/queueClient.js'
+import { cpuSeconds } from '../harness/procfs.js'
+import { newShared, type ConsumerSpec, type ProducerSpec, type TaskSpec } from '../harness/task.js'
 
 export interface RunContext {
   options: BenchOptions

@@ -2,8 +2,8 @@
  * Fill, then drain: N items set by 32 connections, then taken by 32. Variants: 1 KiB over the
  * text protocol (and over the binary one, for peers that speak it), 64 KiB, 16 B.
  */
-import type { Sizes } from '../options.js'
-import type { PeerDef } from '../peers.js'
+import type { Sizes } from '../harness/options.js'
+import type { PeerDef } from '../harness/peers.js'
 import {
   COMMON_COLUMNS,
   finish,

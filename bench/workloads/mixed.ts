@@ -3,7 +3,7 @@
  * exceeds a cap, so the run measures a steady state, not how fast a queue can grow), then the
  * consumers drain what is left and every item is accounted for.
  */
-import type { RunningPeer } from '../peers.js'
+import type { RunningPeer } from '../harness/peers.js'
 import {
   COMMON_COLUMNS,
   finish,

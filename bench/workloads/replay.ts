@@ -6,9 +6,9 @@
  */
 import { readdirSync, statSync } from 'node:fs'
 import { join } from 'node:path'
-import { decodeItem } from '../item.js'
-import { removePeerData } from '../peers.js'
-import { memoryMiB } from '../procfs.js'
+import { decodeItem } from '../harness/item.js'
+import { removePeerData } from '../harness/peers.js'
+import { memoryMiB } from '../harness/procfs.js'
 import { MemcacheTextClient } from '../protocols/memcacheText.js'
 import { emptyCorrectness, fmtCount, fmtNumber, pct, runPhase, WorkloadState, type Workload, type WorkloadResult } from './common.js'
 

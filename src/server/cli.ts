@@ -100,18 +100,24 @@ async function daemonize(argv: string[], config: ServerConfig, pidGiven: boolean
   })
   const ready = child.stdio[READY_FD]!
   const status = await new Promise<number>((resolve) => {
-    const timer = setTimeout(() => {
-      process.stderr.write('starling: daemon did not start within 60 s\n')
-      resolve(1)
-    }, 60_000)
-    ready.once('data', () => {
+    let said = ''
+    let settled = false
+    const settle = (code: number, message?: string): void => {
+      if (settled) return
+      settled = true
       clearTimeout(timer)
-      resolve(0)
+      if (message) process.stderr.write(`starling: ${message}\n`)
+      resolve(code)
+    }
+    const timer = setTimeout(() => settle(1, 'daemon did not start within 60 s'), 60_000)
+    // The daemon writes `ready` once listening, or `error <message>` before it exits.
+    ready.on('data', (chunk: Buffer) => {
+      said += chunk.toString()
+      if (said.startsWith('ready')) settle(0)
+      else if (said.startsWith('error ') && said.endsWith('\n')) settle(1, said.slice(6).trim())
     })
     child.once('exit', (code) => {
-      clearTimeout(timer)
-      process.stderr.write(`starling: daemon exited with status ${code} during start-up${config.logFile ? ` (see ${config.logFile})` : ''}\n`)
-      resolve(1)
+      settle(1, `daemon exited with status ${code} during start-up${config.logFile ? ` (see ${config.logFile})` : ''}`)
     })
   })
   ready.destroy()
@@ -119,15 +125,18 @@ async function daemonize(argv: string[], config: ServerConfig, pidGiven: boolean
   return status
 }
 
-/** In the daemon: tell the waiting parent we are listening (it may be gone; that is fine). */
-function signalReady(): void {
+/** In the daemon: tell the waiting parent we are listening, or why we are not (it may be gone). */
+function tellParent(message: string): void {
   try {
-    writeSync(READY_FD, 'ready\n')
+    writeSync(READY_FD, message + '\n')
     closeSync(READY_FD)
   } catch {
     /* parent gone */
   }
 }
+
+/** Set in the daemon child: start-up errors go to the waiting parent's terminal too. */
+let daemonChild = false
 
 function dropPrivileges(config: ServerConfig): void {
   try {
@@ -145,6 +154,7 @@ export async function runCli(argv: string[]): Promise<number> {
   try {
     const y = parser(argv)
     flags = (await y.parseAsync()) as Flags
+    daemonChild = flags.daemonized === true
     if (flags.help) {
       process.stdout.write((await y.getHelp()) + '\n')
       return 0
@@ -218,7 +228,7 @@ export async function runCli(argv: string[]): Promise<number> {
       { host: at.host, port: at.port, tlsPort: at.tlsPort, httpPort: at.httpPort, spool: server.settings.queuePath, config: flags.config ? resolvePath(flags.config) : null, version: VERSION },
       'listening',
     )
-    if (flags.daemonized) signalReady()
+    if (flags.daemonized) tellParent('ready')
   } catch (err) {
     pidFile?.release()
     if (err instanceof ConfigError) {
@@ -233,5 +243,6 @@ export async function runCli(argv: string[]): Promise<number> {
 function fail(err: unknown): number {
   const msg = err instanceof Error ? err.message : String(err)
   process.stderr.write(`starling: ${msg}\n`)
+  if (daemonChild) tellParent(`error ${msg.replace(/\n/g, ' ')}`)
   return 1
 }

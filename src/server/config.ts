@@ -6,6 +6,7 @@
 import { readFileSync } from 'node:fs'
 import { load } from 'js-yaml'
 import { ConfigError } from './errors.js'
+import { defaultMaxOpenJournals, MIN_OPEN_JOURNALS } from './journal/fdCache.js'
 import type { SyncPolicy } from './journal/types.js'
 
 const MiB = 1024 * 1024
@@ -92,6 +93,10 @@ export interface ServerConfig {
   maxInputBytes: number
   /** All queues' in-memory payload together; past it new items stay on disk. */
   maxMemoryTotal: number
+  /** Most queues; a set creating one more gets `SERVER_ERROR too many queues`. 0 = no limit. */
+  maxQueues: number
+  /** Journal files kept open at once (an LRU; the others are reopened on demand). */
+  maxOpenJournals: number
   enableFlushAll: boolean
   enableShutdown: boolean
   queueDefaults: QueueSettings
@@ -145,6 +150,8 @@ export function defaultConfig(): ServerConfig {
     maxPendingReplies: 256,
     maxInputBytes: 64 * MiB,
     maxMemoryTotal: 512 * MiB,
+    maxQueues: 250_000,
+    maxOpenJournals: defaultMaxOpenJournals(),
     enableFlushAll: false,
     enableShutdown: false,
     queueDefaults: { ...DEFAULT_QUEUE_SETTINGS },
@@ -338,6 +345,8 @@ const SERVER_KEYS: Record<string, (key: string, v: unknown, c: ServerConfig) => 
   max_pending_replies: (k, v, c) => (c.maxPendingReplies = int(k, v, 1)),
   max_input_bytes: (k, v, c) => (c.maxInputBytes = size(k, v)),
   max_memory_total: (k, v, c) => (c.maxMemoryTotal = size(k, v)),
+  max_queues: (k, v, c) => (c.maxQueues = int(k, v, 0)),
+  max_open_journals: (k, v, c) => (c.maxOpenJournals = int(k, v, MIN_OPEN_JOURNALS)),
   enable_flush_all: (k, v, c) => (c.enableFlushAll = bool(k, v)),
   enable_shutdown: (k, v, c) => (c.enableShutdown = bool(k, v)),
   auth: (_k, v, c) => (c.auth = parseAuth(section(v))),

@@ -42,7 +42,7 @@ export interface Session {
   /** Starling compatibility: clears every queue only when enabled in config, else a no-op. */
   flushAll(done: Done): void
   /**
-   * Ordered `[name, value]` pairs, server fields then per-queue fields (DESIGN §7), in batches: the
+   * Ordered `[name, value]` pairs, server fields then per-queue fields (docs/architecture.md, "Stats"), in batches: the
    * numbers are taken at the call, the text is made as the batches are read.
    */
   stats(): StatBatches

@@ -16,6 +16,7 @@ export type ErrorCode =
   | 'AUTH_FAILED'
   | 'IO' // journal write/fsync failure (disk full, EIO ...)
   | 'SHUTTING_DOWN'
+  | 'TOO_MANY_QUEUES' // a new queue beyond max_queues
 
 /** Which reply family the code belongs to: caller's fault (client) or ours (server). */
 const CLIENT_SIDE = new Set<ErrorCode>([

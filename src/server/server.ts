@@ -51,7 +51,7 @@ export class StarlingServer {
     private readonly log: Logger,
     private readonly onShutdownRequest: () => void = () => void this.stop(),
   ) {
-    const journals = createJournalFactory({ logger: log })
+    const journals = createJournalFactory({ logger: log, maxOpenJournals: config.maxOpenJournals })
     this.collection = new QueueCollection(config, journals, log)
     this.inputBudget = new InputBudget(config.maxInputBytes)
     this.dispatcher = new Dispatcher({

@@ -1,8 +1,8 @@
 /**
- * One server per spool (DESIGN §10). Two servers appending to the same journals interleave records
- * and the next replay cuts the "torn" tail, losing acknowledged items; a second server that merely
- * replays can cut a live server's tail too. So the lock is taken before anything in the spool is
- * read, and a second server exits having changed nothing.
+ * One server per spool (docs/architecture.md, "Durability rules"). Two servers appending to the
+ * same journals interleave records and the next replay cuts the "torn" tail, losing acknowledged
+ * items; a second server that merely replays can cut a live server's tail too. So the lock is taken
+ * before anything in the spool is read, and a second server exits having changed nothing.
  *
  * Mechanism (argued in SECURITY.md): a lock file `<spool>/.starling.lock` holding {pid, start,
  * host}, created atomically (exclusiveFile.ts). Node has no flock(), and a lock file can be read by
@@ -11,6 +11,7 @@
  * taken over, with a warning. A lock from another host (a shared file system) cannot be judged and
  * is treated as live.
  */
+import { readdirSync, rmSync } from 'node:fs'
 import { hostname } from 'node:os'
 import { join } from 'node:path'
 import { ConfigError } from './errors.js'
@@ -48,6 +49,17 @@ function staleReason(text: string): string | null {
   return null
 }
 
+/** Temp and aside files of lock attempts cut short by a crash (only dead processes' ones). */
+const LEFTOVER = /^\.starling\.lock\.(?:(\d+)\.tmp|stale-(\d+))$/ // SPOOL_LOCK_FILE + exclusiveFile's suffixes
+
+function removeLeftovers(spool: string): void {
+  for (const name of readdirSync(spool)) {
+    const m = LEFTOVER.exec(name)
+    const pid = m ? Number(m[1] ?? m[2]) : 0
+    if (m && pid !== process.pid && !pidExists(pid)) rmSync(join(spool, name), { force: true })
+  }
+}
+
 export class SpoolLock {
   private constructor(
     readonly path: string,
@@ -70,6 +82,7 @@ export class SpoolLock {
       const where = owner.host === me.host ? '' : ` on host ${owner.host} (remove ${path} if that server is gone)`
       throw new ConfigError(`spool ${spool} is in use by pid ${owner.pid}${where}`)
     }
+    removeLeftovers(spool)
     for (const stale of result.tookOver) {
       const owner = parseOwner(stale.text)
       log.warn({ spool, stalePid: owner?.pid, staleHost: owner?.host, reason: stale.reason }, 'took over a stale spool lock')

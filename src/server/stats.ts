@@ -124,12 +124,10 @@ export function takeSnapshot(src: StatsSources): StatsSnapshot {
   const usage = process.resourceUsage()
   const names: string[] = []
   const queues: PersistentQueue[] = []
-  for (const name of collection.queueNames) {
-    const q = collection.peekQueue(name)
-    if (!q) continue
+  collection.forEachQueue((name, q) => {
     names.push(name)
     queues.push(q)
-  }
+  })
   const values = new Float64Array(queues.length * FIELD_COUNT)
   let currItems = 0
   let totalItems = 0

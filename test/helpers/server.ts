@@ -22,6 +22,8 @@ export interface ServerOptions {
   env?: Record<string, string>
   /** Log to this file (-L): the helper then reads the log lines from it. */
   logFile?: string
+  /** Run under `ulimit -n <fdLimit>` (through sh; the shell execs node, so the pid is the server's). */
+  fdLimit?: number
 }
 
 export interface RunningServer {
@@ -53,10 +55,15 @@ export async function startServer(options: ServerOptions = {}): Promise<RunningS
   }
   args.push(...(options.args ?? []))
   if (options.logFile) args.push('-L', options.logFile)
-  const proc = spawn(process.execPath, args, {
-    stdio: ['ignore', 'pipe', 'pipe'],
-    env: { ...process.env, ...options.env },
-  })
+  const proc = options.fdLimit
+    ? spawn('sh', ['-c', `ulimit -n ${options.fdLimit} && exec "$0" "$@"`, process.execPath, ...args], {
+        stdio: ['ignore', 'pipe', 'pipe'],
+        env: { ...process.env, ...options.env },
+      })
+    : spawn(process.execPath, args, {
+        stdio: ['ignore', 'pipe', 'pipe'],
+        env: { ...process.env, ...options.env },
+      })
   const logs: Array<Record<string, unknown>> = []
   const exited = new Promise<number | null>((resolve) => proc.on('exit', (code) => resolve(code)))
   const port = await new Promise<number>((resolve, reject) => {

@@ -51,7 +51,7 @@ async function freePort(): Promise<number> {
 
 t.test('healthz answers 503 while the spool replays, then 200', async (t) => {
   const QUEUES = 100
-  const ITEMS = 300
+  const ITEMS = 200
   // Fill a spool: QUEUES queues of ITEMS items each, pipelined with noreply.
   const first = await serverFor(t, {})
   const mc = await RawClient.connect(first.port)

@@ -81,6 +81,14 @@ t.test('a second daemon with the same -P is refused; the first keeps its pid fil
   t.match(fg.stderr, `names running process ${pid}`)
   t.equal(pidIn(pidFile), pid, 'pid file still names the first daemon')
 
+  // Another pid file but the first daemon's spool: the daemon's start-up error reaches the terminal
+  // (there is no -L here), and the pid file it had claimed is removed again.
+  const otherPid = join(dir, 'other.pid')
+  const sameSpool = spawnSync(process.execPath, [SERVER_MAIN, '-d', '-P', otherPid, '-p', '0', '-q', join(dir, 'spool-a')], { encoding: 'utf8', timeout: 60_000 })
+  t.equal(sameSpool.status, 1, 'daemon on a locked spool: exit 1')
+  t.match(sameSpool.stderr, `spool ${join(dir, 'spool-a')} is in use by pid ${pid}`)
+  t.notOk(existsSync(otherPid), 'its pid file is gone with it')
+
   process.kill(pid, 'SIGTERM')
   await waitGone(pid)
   t.notOk(alive(pid), 'first daemon stopped')

@@ -122,14 +122,18 @@ t.test('a lock left by a killed server is taken over and logged', async (t) => {
   t.teardown(() => removeDir(spool))
   const first = await startServer({ spool })
   await setMany(first.port, 'jobs', values('k', 20))
-  const deadPid = first.proc.pid
+  const deadPid = first.proc.pid!
   await first.kill()
   t.ok(existsSync(join(spool, LOCK)), 'kill -9 leaves the lock behind')
+  // A crash in the middle of taking the lock leaves its temp file: cleaned once the lock is held.
+  writeFileSync(join(spool, `${LOCK}.${deadPid}.tmp`), '{}')
+  writeFileSync(join(spool, `${LOCK}.stale-${deadPid}`), '{}')
   const second = await startServer({ spool })
   const took = second.logs.find((l) => l.msg === 'took over a stale spool lock')
   t.ok(took, 'the takeover is logged')
   t.match(took, { stalePid: deadPid, reason: 'process gone', level: 40 })
   t.match(JSON.parse(readFileSync(join(spool, LOCK), 'utf8')), { pid: second.proc.pid, host: hostname() })
+  t.same(readdirSync(spool).filter((f) => f.startsWith(LOCK)), [LOCK], "a dead process's lock temp files are removed")
   t.same(await drain(second.port, 'jobs'), values('k', 20))
   t.equal(await second.stop(), 0)
 })

@@ -74,8 +74,13 @@ t.test('listQueues', async (t) => {
   const dir = tempSpool(t)
   for (const q of ['a', 'B', 'x/y', 'parent+child']) {
     const { journal } = await open(dir, { queue: q })
+    await addDurable(journal, item(1))
     await journal.close()
   }
+  // opened, read, closed, never written: no file (DESIGN §10)
+  const { journal: unwritten } = await open(dir, { queue: 'never-written' })
+  t.same(unwritten.readBehind(1 << 20, 100), [])
+  await unwritten.close()
   t.same(await journalFactory.listQueues(dir), ['B', 'a', 'parent+child', 'x/y'].sort())
   t.ok(readdirSync(dir).every((f) => !f.includes('/')))
 })

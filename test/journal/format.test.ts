@@ -20,7 +20,7 @@ import {
   writeU64,
 } from '../../src/server/journal/format.js'
 import { journalFactory } from '../../src/server/journal/index.js'
-import { item, open, tempSpool } from '../helpers/journal.js'
+import { addDurable, item, open, tempSpool } from '../helpers/journal.js'
 
 t.test('CRC: the JS fast path equals zlib.crc32 at every length and alignment', async (t) => {
   const buf = Buffer.alloc(2000)
@@ -148,6 +148,7 @@ t.test('listQueues ignores foreign files and subdirectories', async (t) => {
   writeFileSync(join(dir, 'UPPER.1.sqj'), 'not ours: upper case outside an escape')
   mkdirSync(join(dir, 'sub.1.sqj.d'))
   const { journal } = await open(dir, { queue: 'real' })
+  await addDurable(journal, item(1))
   await journal.close()
   t.same(await journalFactory.listQueues(dir), ['real'])
   t.same(await journalFactory.listQueues(join(dir, 'missing')), [])

@@ -2,8 +2,8 @@ import t from 'tap'
 import { appendFileSync, copyFileSync, existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, truncateSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { addRecordSize, queueFileName, REMOVE_RECORD_SIZE } from '../../src/server/journal/format.js'
-import { allItems, item, open, range, seqsOf, tempSpool } from '../helpers/journal.js'
+import { addRecordSize, headerLength, queueFileName, REMOVE_RECORD_SIZE } from '../../src/server/journal/format.js'
+import { addDurable, allItems, item, open, range, seqsOf, tempSpool } from '../helpers/journal.js'
 
 t.test('replay returns live items in seq order with their payloads', async (t) => {
   const dir = tempSpool(t)
@@ -29,7 +29,8 @@ t.test('replay returns live items in seq order with their payloads', async (t) =
 async function sampleJournal(dir: string): Promise<{ bytes: Buffer; bounds: number[] }> {
   const { journal } = await open(dir)
   const bounds: number[] = []
-  let pos = journal.sizeOnDisk
+  t.equal(journal.sizeOnDisk, 0, 'no file before the first write')
+  let pos = headerLength('q')
   bounds.push(pos)
   for (let s = 1; s <= 10; s++) {
     journal.add(item(s, `payload-${s}`), () => {}, () => {})
@@ -166,6 +167,7 @@ t.test('a segment with a broken header is set aside, the rest is served', async 
 t.test('a newer format version refuses to open', async (t) => {
   const dir = tempSpool(t)
   const { journal } = await open(dir)
+  await addDurable(journal, item(1))
   await journal.close()
   const file = join(dir, queueFileName('q'))
   const buf = readFileSync(file)

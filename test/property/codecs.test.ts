@@ -14,7 +14,7 @@ import t, { type Test } from 'tap'
 import fc from 'fast-check'
 import type { Done, GetDone } from '../../src/server/dispatcher.js'
 import type { ProtocolHandler, ProtocolLimits } from '../../src/server/protocol/handler.js'
-import type { GetOptions } from '../../src/server/protocol/keyOptions.js'
+import type { QueueReadOptions as GetOptions } from '../../src/server/engine/requests.js'
 import { Outbox } from '../../src/server/protocol/outbox.js'
 import { TextHandler } from '../../src/server/protocol/text/handler.js'
 import { BinaryHandler } from '../../src/server/protocol/binary/handler.js'
@@ -65,14 +65,26 @@ function run(kind: 'text' | 'binary', chunks: Buffer[]): Run {
   const sink = new CollectingSink()
   const out = new Outbox(sink, { maxPendingBytes: 1 << 30, maxPendingSlots: 1 << 20 })
   let ended = false
-  const control = { end: () => void (ended = true) }
+  // A command that holds parsing (stats: taken in arrival order) asks to resume when done; the
+  // real Connection does that on a later turn, here it happens as soon as the call returns.
+  let resumeWanted = false
+  const control = { end: () => void (ended = true), resume: () => void (resumeWanted = true) }
   const handler: ProtocolHandler =
     kind === 'text' ? new TextHandler(session, out, LIMITS, control) : new BinaryHandler(session, out, LIMITS, control)
+  const settle = (): void => {
+    for (let turns = 0; resumeWanted && turns < 10_000; turns++) {
+      resumeWanted = false
+      handler.pump()
+    }
+  }
   let maxBuffered = 0
   for (const chunk of chunks) {
     handler.feed(chunk)
+    settle()
     maxBuffered = Math.max(maxBuffered, handler.buffered)
   }
+  out.flush()
+  settle()
   out.flush()
   return { replies: sink.text(), calls: session.calls, ended, maxBuffered }
 }
@@ -339,13 +351,20 @@ t.test('input budget: shared by interleaved connections, never passed, all given
       fc.integer({ min: 1, max: 400 }),
       (textCommands, binaryFrames, textCuts, binaryCuts, maxBytes) => {
         const budget = new InputBudget(maxBytes)
-        const make = (kind: 'text' | 'binary'): { handler: ProtocolHandler; sink: CollectingSink; out: Outbox } => {
+        const make = (kind: 'text' | 'binary'): { handler: ProtocolHandler; sink: CollectingSink; out: Outbox; settle: () => void } => {
           const sink = new CollectingSink()
           const out = new Outbox(sink, { maxPendingBytes: 1 << 30, maxPendingSlots: 1 << 20 })
           const session = new MemorySession(new MemoryStore())
-          const control = { end: () => {} }
+          let resumeWanted = false
+          const control = { end: () => {}, resume: () => void (resumeWanted = true) }
           const handler = kind === 'text' ? new TextHandler(session, out, LIMITS, control, budget) : new BinaryHandler(session, out, LIMITS, control, budget)
-          return { handler, sink, out }
+          const settle = (): void => {
+            for (let turns = 0; resumeWanted && turns < 10_000; turns++) {
+              resumeWanted = false
+              handler.pump()
+            }
+          }
+          return { handler, sink, out, settle }
         }
         const text = make('text')
         const binary = make('binary')
@@ -354,6 +373,8 @@ t.test('input budget: shared by interleaved connections, never passed, all given
         for (let i = 0; i < Math.max(a.length, b.length); i++) {
           if (a[i]) text.handler.feed(a[i]!)
           if (b[i]) binary.handler.feed(b[i]!)
+          text.settle()
+          binary.settle()
           if (budget.used > maxBytes || budget.used < 0) throw new Error(`budget used ${budget.used} of ${maxBytes}`)
         }
         // Everything fed was whole commands: nothing may still hold budget.

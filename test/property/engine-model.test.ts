@@ -23,7 +23,9 @@ import { ROOT } from '../helpers/server.js'
 import type { ChildCommand, ChildReply } from './fixtures/engine-child.js'
 
 const FUZZ = process.env.STARLING_FUZZ === '1'
-const RUNS = FUZZ ? Number(process.env.STARLING_FUZZ_RUNS ?? 2000) : 12
+const RUNS = FUZZ ? Number(process.env.STARLING_FUZZ_RUNS ?? 500) : 40
+/** Wall-clock cap: under `npm test` for a loaded machine; under fuzz, within tap's hour. */
+const TIME_LIMIT_MS = FUZZ ? 50 * 60_000 : 30_000
 const QUEUES = ['a', 'b', 'c'] as const
 const CONNECTIONS = 3
 const START_CLOCK = 1_700_000_000_000
@@ -346,15 +348,17 @@ t.test('the engine with its journal behaves as the model, across restarts and cr
   })
   await fc.assert(
     fc.asyncProperty(fc.array(step, { minLength: 5, maxLength: FUZZ ? 80 : 40 }), async (steps) => {
+      // Past the time limit the remaining cases pass without running (counted apart below).
+      if (Date.now() - startedAt > TIME_LIMIT_MS) return
       cases++
       const reuse = idle
       idle = null
       idle = await check(engines, reuse, steps)
     }),
-    // Under `npm test` also a wall-clock cap, for a loaded machine (the examples always run first).
-    { numRuns: RUNS, endOnFailure: !FUZZ, examples: EXAMPLES, ...(FUZZ ? {} : { interruptAfterTimeLimit: 30_000 }) },
+    // The examples run first, whatever the time limit.
+    { numRuns: RUNS, endOnFailure: !FUZZ, examples: EXAMPLES },
   )
   const ms = Date.now() - startedAt
   t.comment(`engine model: ${cases} cases in ${(ms / 1000).toFixed(1)} s = ${Math.round((cases * 60_000) / ms)} cases/min`)
-  t.pass(`${cases} random sequences agree with the model`)
+  t.ok(cases > EXAMPLES.length, `${cases} sequences (${EXAMPLES.length} fixed, the rest random) agree with the model`)
 })

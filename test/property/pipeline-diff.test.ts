@@ -86,7 +86,7 @@ let longest: string[] = []
 let scripts = 0
 
 t.test(`text+meta: pipelined == one at a time (${runs} random scripts + ${EXAMPLES.length} fixed)`, async (t) => {
-  const property = fc.asyncProperty(fc.array(command, { minLength: 1, maxLength: FUZZ ? 60 : 30 }), async (script) => {
+  const property = fc.asyncProperty(fc.array(command, { minLength: 1, maxLength: FUZZ ? 60 : 30, size: 'medium' }), async (script) => {
     scripts++
     if (script.length > longest.length) longest = script
     const commands = script.map((c) => Buffer.concat([Buffer.from(c, 'latin1'), MARKER]))
@@ -99,7 +99,7 @@ t.test(`text+meta: pipelined == one at a time (${runs} random scripts + ${EXAMPL
   await fc.assert(property, {
     numRuns: runs,
     examples: EXAMPLES.map((e) => [e]),
-    interruptAfterTimeLimit: FUZZ ? 3_000_000 : 30_000,
+    interruptAfterTimeLimit: Number(process.env['STARLING_FUZZ_SECONDS'] ?? (FUZZ ? 3000 : 30)) * 1000,
     seed: process.env['STARLING_SEED'] ? Number(process.env['STARLING_SEED']) : undefined,
   })
   t.comment(`scripts run: ${scripts}; longest: ${longest.length} commands`)

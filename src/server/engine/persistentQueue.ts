@@ -14,7 +14,7 @@ import type { QueueJournal, ReplayResult } from '../journal/types.js'
 import type { QueueReadOptions } from './requests.js'
 import { Consumer, type ConsumerHost } from './consumer.js'
 import { holdUntil } from './heldReply.js'
-import { isExpired, type QueueItem } from './item.js'
+import { isExpired, NewItem, type QueueItem } from './item.js'
 import { Waiter, WaitQueue } from './waitQueue.js'
 
 export type ItemCallback = (err: StarlingError | null, item: QueueItem | null) => void
@@ -35,24 +35,6 @@ export interface QueueEvents {
 
 /** Read back from disk in batches of about this many bytes (at least). */
 const READ_BEHIND_BATCH_MIN = 1 << 20
-
-/**
- * A new item. A class, not an object literal, on purpose: V8 pretenures an object literal's
- * allocation site once nearly all its objects survive (true while a queue fills its memory budget)
- * and never reverts it, so every later item, even one going straight to disk, would be allocated
- * in old space. Dead items there keep their `data` alive until the next full GC: tens of MiB of
- * payload copies waiting for a mark-compact, and malloc pages that stay in RSS (~50 MiB for a
- * 64 MiB budget). Objects made by `new` of a class start young.
- */
-class NewItem implements QueueItem {
-  constructor(
-    public seq: number,
-    public flags: number,
-    public expiresAt: number,
-    public addedAt: number,
-    public data: Buffer,
-  ) {}
-}
 
 export class PersistentQueue implements ConsumerHost {
   // Items in memory: an array used as a deque (head index), compacted now and then.
@@ -130,6 +112,16 @@ export class PersistentQueue implements ConsumerHost {
 
   get journalRotations(): number {
     return this.journal.rotations
+  }
+
+  /** Nothing in it, nobody on it, no file: the queue can go without a trace. */
+  get isBlank(): boolean {
+    return this.length === 0 && this.openItems.size === 0 && this.waiters.size === 0 && this.pendingAdds === 0 && this.journal.sizeOnDisk === 0
+  }
+
+  /** Create the journal file now, even empty (a fanout child must outlive a restart). */
+  persist(): void {
+    this.journal.persist()
   }
 
   // ---------------------------------------------------------------------------------------------

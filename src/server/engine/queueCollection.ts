@@ -37,6 +37,20 @@ export interface CollectionCounters {
 const FANOUT_SEPARATOR = '+'
 const SWEEP_INTERVAL_MS = 1000
 
+function isFanoutChild(name: string): boolean {
+  const i = name.indexOf(FANOUT_SEPARATOR)
+  return i > 0 && i < name.length - 1
+}
+
+/**
+ * Does a read of a name that has no queue create one? Only a fanout child (Kestrel's rule) and a
+ * get that waits (`/t=`; not a peek, close or abort, which never wait) while under max_queues.
+ */
+function readCreatesQueue(name: string, o: QueueReadOptions, refused: boolean): boolean {
+  if (isFanoutChild(name)) return !refused
+  return o.timeoutMs > 0 && !o.peek && !o.abort && !(o.close && !o.open) && !refused
+}
+
 export class QueueCollection {
   private readonly slots = new Map<string, Slot>()
   private readonly names = new SortedNames()
@@ -79,6 +93,11 @@ export class QueueCollection {
       }
     }
     await Promise.all([worker(), worker()])
+    // A queue whose journal came back empty and fileless (a delete cut short) is not kept.
+    for (const name of list) if (!(name in this.config.queues)) this.reapIfBlank(name)
+    if (this.config.maxQueues > 0 && this.slots.size > this.config.maxQueues) {
+      this.log.warn({ queues: this.slots.size, maxQueues: this.config.maxQueues }, 'more queues in the spool than max_queues: all kept, no new ones until some are deleted')
+    }
     this.sweepTimer = setInterval(() => this.sweep(), SWEEP_INTERVAL_MS)
     this.sweepTimer.unref()
     return { queues: list.length, items, durationMs: Date.now() - started }
@@ -98,6 +117,14 @@ export class QueueCollection {
     return this.names.list((n) => this.slots.has(n)).filter((n) => this.slots.get(n)!.queue !== null)
   }
 
+  /** Each loaded queue in name order, one lookup per name (a stats snapshot over 100k queues). */
+  forEachQueue(fn: (name: string, queue: PersistentQueue) => void): void {
+    for (const name of this.names.list((n) => this.slots.has(n))) {
+      const queue = this.slots.get(name)?.queue
+      if (queue) fn(name, queue)
+    }
+  }
+
   /** A loaded queue, without creating it. */
   peekQueue(name: string): PersistentQueue | null {
     return this.slots.get(name)?.queue ?? null
@@ -108,6 +135,7 @@ export class QueueCollection {
 
   set(name: string, data: Buffer, flags: number, expiresAt: number, done: (err: StarlingError | null) => void): void {
     this.counters.cmdSet++
+    if (this.refusesNewQueue(name)) return done(new StarlingError('TOO_MANY_QUEUES', 'too many queues'))
     const addedAt = Date.now()
     // One copy, here: `data` may be a view of a connection's input buffer, and the queue may still
     // be loading. Fanout children share the copy (nobody modifies an item's bytes).
@@ -122,9 +150,16 @@ export class QueueCollection {
 
   get(name: string, consumer: Consumer, options: QueueReadOptions, done: ItemCallback): void {
     this.counters.cmdGet++
+    if (!this.slots.has(name) && !readCreatesQueue(name, options, this.refusesNewQueue(name))) {
+      // nothing to read, and nothing created (DESIGN §10)
+      if (!options.abort && !(options.close && !options.open)) this.counters.getMisses++
+      return done(null, null)
+    }
+    // A blocking get made the queue to wait on: it goes again when the wait ends, if still blank.
+    const finish: ItemCallback = options.timeoutMs > 0 ? (err, item) => (done(err, item), this.reapIfBlank(name)) : done
     this.withQueue(name, (queue, err) => {
-      if (!queue) return done(err?.code === 'SHUTTING_DOWN' ? null : (err ?? null), null)
-      queue.get(consumer, options, done)
+      if (!queue) return finish(err?.code === 'SHUTTING_DOWN' ? null : (err ?? null), null)
+      queue.get(consumer, options, finish)
     })
   }
 
@@ -266,6 +301,7 @@ export class QueueCollection {
       })
       queue = new PersistentQueue(name, settings, journal, replay, this.memory, this.events)
       if (replay.records > 0 || replay.truncatedBytes > 0) {
+        // one line per queue at debug: a spool of 100k queues must not log 100k lines at start
         this.log.debug(
           { queue: name, items: queue.length, records: replay.records, truncatedBytes: replay.truncatedBytes, durationMs: replay.durationMs },
           'journal replayed',
@@ -275,6 +311,8 @@ export class QueueCollection {
         this.log.warn({ queue: name, truncatedBytes: replay.truncatedBytes }, 'journal had a torn or corrupt tail; cut at the last good record')
       }
       this.registerChild(name)
+      // Kestrel's rule: a fanout child exists (and gets copies) from its first use, restarts included
+      if (isFanoutChild(name)) queue.persist()
       return queue
     } catch (err) {
       // Every operation waiting for this queue is told the real reason, not "shutting down".
@@ -297,6 +335,21 @@ export class QueueCollection {
   // ---------------------------------------------------------------------------------------------
   // Fanout and expiry
 
+  /** Would a new queue named `name` go beyond max_queues? */
+  private refusesNewQueue(name: string): boolean {
+    const max = this.config.maxQueues
+    return max > 0 && this.slots.size >= max && !this.slots.has(name)
+  }
+
+  /** Drop a queue that holds nothing and has no files (made by a read that waited). */
+  private reapIfBlank(name: string): void {
+    const slot = this.slots.get(name)
+    const queue = slot?.queue
+    if (!queue || slot.waiting !== null || !queue.isBlank || isFanoutChild(name)) return
+    this.slots.delete(name)
+    queue.close().catch((err: Error) => this.log.warn({ queue: name, err: err.message }, 'closing an unused queue failed'))
+  }
+
   private registerChild(name: string): void {
     const i = name.indexOf(FANOUT_SEPARATOR)
     if (i <= 0 || i === name.length - 1) return
@@ -311,6 +364,7 @@ export class QueueCollection {
     if (i <= 0) return
     const kids = this.children.get(name.slice(0, i))
     kids?.delete(name)
+    if (kids?.size === 0) this.children.delete(name.slice(0, i))
   }
 
   private copyToChild(child: string, data: Buffer, flags: number, expiresAt: number, addedAt: number): void {

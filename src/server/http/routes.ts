@@ -132,26 +132,45 @@ function header(req: IncomingMessage, name: string): string | undefined {
   return Array.isArray(v) ? v[0] : v
 }
 
-/** GET and peek: a Session for this request only; a client that leaves while waiting stops waiting. */
-function dequeue(ctx: QueueRoutesContext, res: ServerResponse, queue: string, options: QueueReadOptions): Promise<void> {
+/**
+ * A read with a Session of its own: `onItem` runs once with the engine's answer, `onLeave` instead
+ * if the client goes away first (closing the session cancels a wait, and the engine gives back an
+ * item that reaches a closed session: never lost).
+ */
+function readOnce(
+  ctx: QueueRoutesContext,
+  res: ServerResponse,
+  queue: string,
+  options: QueueReadOptions,
+  onItem: (session: Session, err: StarlingError | null, item: DeliveredItem | null) => void,
+  onLeave: () => void = () => {},
+): Promise<void> {
   const session = ctx.dispatcher.createSession()
   return new Promise((resolve) => {
     let settled = false
     res.once('close', () => {
       if (settled) return
       settled = true
-      session.close() // cancels the wait; nothing was taken
+      session.close()
+      onLeave()
       resolve()
     })
     session.get(queue, options, (err, item) => {
       if (settled) return
       settled = true
-      session.close()
-      if (err) sendError(res, err)
-      else if (!item) sendEmpty(res, 204)
-      else sendItem(res, item, {})
+      onItem(session, err, item)
       resolve()
     })
+  })
+}
+
+/** GET and peek: a Session for this request only; a client that leaves while waiting stops waiting. */
+function dequeue(ctx: QueueRoutesContext, res: ServerResponse, queue: string, options: QueueReadOptions): Promise<void> {
+  return readOnce(ctx, res, queue, options, (session, err, item) => {
+    session.close()
+    if (err) sendError(res, err)
+    else if (!item) sendEmpty(res, 204)
+    else sendItem(res, item, {})
   })
 }
 
@@ -159,32 +178,25 @@ function openRead(ctx: QueueRoutesContext, res: ServerResponse, queue: string, t
   if (!ctx.receipts.reserve(user)) {
     throw new HttpError(429, 'too many open receipts for this user; close or abort some first')
   }
-  const session = ctx.dispatcher.createSession()
-  return new Promise((resolve) => {
-    let settled = false
-    res.once('close', () => {
-      if (settled) return
-      settled = true
-      // The engine gives back an item that reaches a closed session (never lost).
-      session.close()
-      ctx.receipts.release(user)
-      resolve()
-    })
-    session.get(queue, { ...PLAIN_READ, open: true, timeoutMs }, (err, item) => {
-      if (settled) return
-      settled = true
+  const options = { ...PLAIN_READ, open: true, timeoutMs }
+  return readOnce(
+    ctx,
+    res,
+    queue,
+    options,
+    (session, err, item) => {
       if (err || !item) {
         session.close()
         ctx.receipts.release(user)
         if (err) sendError(res, err)
         else sendEmpty(res, 204)
-        return resolve()
+        return
       }
       const receipt = ctx.receipts.issue(user, queue, session)
       sendItem(res, item, { 'X-Starling-Receipt': receipt })
-      resolve()
-    })
-  })
+    },
+    () => ctx.receipts.release(user),
+  )
 }
 
 function finishRead(

@@ -12,12 +12,14 @@ import {
   RECORD_PREFIX_BYTES,
   recordCrc,
 } from './format.js'
-import { failpoint, fsyncDir, ftruncateNow, unlinkNow, writeFully, type FailpointName } from './fileOps.js'
 import type { EventLogger } from '../logger.js'
+import { syncDirAsync, unlinkAsync } from './dirSync.js'
+import { failpoint, fsyncDir, ftruncateNow, unlinkNow, writeFully, type FailpointName } from './fileOps.js'
 import type { GroupCommit } from './groupCommit.js'
 import type { ReadBehind } from './readBehind.js'
 import { createSegment, forEachRecord, type Segment } from './segment.js'
 import type { SegmentList } from './segmentList.js'
+import type { SyncPolicy } from './types.js'
 
 export interface CompactionSettings {
   dir: string
@@ -25,6 +27,7 @@ export interface CompactionSettings {
   /** The queue's name as it appears in file names (format.ts). */
   encoded: string
   maxJournalSize: number
+  sync: SyncPolicy
   logger: EventLogger
 }
 
@@ -66,29 +69,40 @@ export class Compaction {
 
   /** Empty the journal (flush): a RESET marker segment replaces every other one. */
   reset(): void {
-    this.replaceWithMarker('reset')
+    const segments = this.list.segments
+    if (!segments.some((seg) => seg.exists)) return // nothing on disk: nothing to reset
+    this.replaceWithMarker('reset', segments)
     this.rotationCount++
     fsyncDir(this.settings.dir)
   }
 
-  /** Delete every file of the queue: a DELETED tombstone first, then the rest, then the tombstone. */
-  destroy(): void {
-    const tombstone = this.replaceWithMarker('destroy')
+  /** Delete every file of the queue. */
+  async destroy(): Promise<void> {
+    const segments = this.list.segments
+    const onDisk = segments.filter((seg) => seg.exists)
+    for (const seg of segments) seg.close()
+    // Several files: a DELETED tombstone first (deleting them one by one is not atomic), then the
+    // tombstone itself. One: unlinking it is atomic (and done off the event loop).
+    if (onDisk.length > 1) this.unlinkAll([this.replaceWithMarker('destroy', onDisk)], undefined)
     this.list.replaceAll([])
-    this.unlinkAll([tombstone], undefined)
-    fsyncDir(this.settings.dir)
+    this.readBehind.stop()
+    if (onDisk.length === 1) await unlinkAsync(onDisk[0]!.path)
+    // the unlinks are durable before DELETED (off the event loop; `never` leaves it to the OS)
+    if (onDisk.length > 1 || (onDisk.length === 1 && this.settings.sync !== 'never')) {
+      await new Promise<void>((resolve, reject) => syncDirAsync(this.settings.dir, (err) => (err ? reject(err) : resolve())))
+    }
   }
 
   /**
    * Reset and destroy, crash-safely: write a marker segment (replay treats segments older than a
    * RESET as obsolete, and a DELETED tombstone as an empty queue), make it the only segment, then
-   * delete the older ones. Returns the marker.
+   * delete `old`. Returns the marker.
    */
-  private replaceWithMarker(kind: keyof typeof MARKERS): Segment {
+  private replaceWithMarker(kind: keyof typeof MARKERS, old: Segment[]): Segment {
     const { dir, encoded, queue } = this.settings
     const m = MARKERS[kind]
     const marker = createSegment({ dir, encoded, queue, segno: this.list.current.segno + 1, baseSeq: this.list.nextSeq, flags: m.flags })
-    const old = this.list.replaceAll([marker])
+    this.list.replaceAll([marker])
     this.readBehind.stop()
     failpoint(m.afterMarker)
     this.unlinkAll(old, m.afterUnlinkOne)
@@ -98,7 +112,7 @@ export class Compaction {
   private unlinkAll(segs: Segment[], fp: FailpointName | undefined): void {
     let first = true
     for (const seg of segs) {
-      this.commit.closeFd(seg.fd)
+      seg.close()
       try {
         unlinkNow(seg.path)
       } catch (err) {
@@ -132,7 +146,7 @@ export class Compaction {
   private dropOldest(fp: FailpointName): void {
     const seg = this.list.shiftOldest()
     this.readBehind.segmentDropped(seg)
-    this.commit.closeFd(seg.fd)
+    seg.close()
     try {
       unlinkNow(seg.path)
     } catch (err) {
@@ -170,7 +184,7 @@ export class Compaction {
       let found = 0
       let start = live.seek(live.firstLive())
       if (start < 0) start = old.headerLength
-      forEachRecord(reader, old.fd, start, old.size, (buf, at, off, size) => {
+      forEachRecord(reader, old, start, old.size, (buf, at, off, size) => {
         if (buf[at + 8] !== OP_ADD) return true
         const seq = readU64(buf, at + 9)
         if (!live.has(seq)) return true
@@ -185,7 +199,7 @@ export class Compaction {
     const buf = Buffer.allocUnsafe(total)
     let pos = 0
     for (const p of picked) {
-      const { buf: chunk, at } = reader.read(old.fd, p.off, p.size, old.size)
+      const { buf: chunk, at } = reader.read(old, p.off, p.size, old.size)
       const length = chunk.readUInt32LE(at)
       if (length + RECORD_PREFIX_BYTES !== p.size || recordCrc(chunk, at + 8, length) !== chunk.readUInt32LE(at + 4)) {
         throw new Error(`carry-forward: record of seq ${p.seq} unreadable in ${old.path} at ${p.off}`)
@@ -223,5 +237,6 @@ export class Compaction {
       'journal: carried live items forward, deleting old segment',
     )
     this.dropOldest('carry:after-unlink')
+    if (!this.readBehind.isActive) reader.release()
   }
 }

@@ -8,6 +8,8 @@
  * - Failpoints: with `STARLING_FAILPOINT=<name>` in the environment, the process SIGKILLs itself
  *   when it reaches the named step of a rotation, compaction, reset, delete or import (see
  *   FAILPOINTS). Crash tests run a child to that point and replay what it left behind.
+ * - `setFsyncObserver(fn)` (not a test hook: the metrics' fsync histogram): told how long each
+ *   fdatasync took; while unset, nothing is timed.
  */
 import * as fs from 'node:fs'
 

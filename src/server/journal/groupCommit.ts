@@ -5,12 +5,14 @@
  *   time, and every record written meanwhile shares the next one.
  * - `<ms>`: onDurable runs once the write returned; an fsync follows within that many ms.
  * - `never`: onDurable runs once the write returned; the OS decides when the disk sees it.
- * fsyncs run on the libuv thread pool, so the event loop keeps taking commands meanwhile.
+ * fsyncs run on the libuv thread pool, so the event loop keeps taking commands meanwhile; every
+ * queue's fsyncs share a few slots (dirSync.ts), each pinning its fd in the LRU (fdCache.ts).
  */
-import * as fs from 'node:fs'
 import { ioError, runCallback } from './callbacks.js'
 import { countFsync } from './counters.js'
-import { fdatasyncAsync, fdatasyncNow } from './fileOps.js'
+import { fsyncSlot, syncDirAsync } from './dirSync.js'
+import { openJournals } from './fdCache.js'
+import { fdatasyncAsync, fdatasyncNow, fsyncDir } from './fileOps.js'
 import type { Segment } from './segment.js'
 import type { SyncPolicy, WriteCallback } from './types.js'
 import type { BatchRecord } from './writeBatch.js'
@@ -20,15 +22,18 @@ export class GroupCommit {
   private waiting: WriteCallback[] = []
   /** Records written since the last fsync started. */
   private unsynced = 0
+  /** The fd of the fsync in flight, 0 while it waits for a slot, -1 if none. */
   private syncingFd = -1
   private idleWaiters: Array<() => void> = []
   private timer: NodeJS.Timeout | undefined
-  /** fds of deleted segments, closed once the fsync in flight on them is done. */
-  private closeAfterSync: number[] = []
 
-  /** `current` is the segment being appended to: the one an fsync goes to. */
+  /**
+   * `current` is the segment being appended to: the one an fsync goes to. `dir` is the spool: a
+   * segment created by its first write needs the directory fsynced too.
+   */
   constructor(
     private readonly policy: SyncPolicy,
+    private readonly dir: string,
     private readonly current: () => Segment,
   ) {}
 
@@ -75,21 +80,47 @@ export class GroupCommit {
     this.waiting = []
     this.unsynced = 0
     const seg = this.current()
-    this.syncingFd = seg.fd
-    fdatasyncAsync(seg.fd, seg.path, (err) => {
-      this.syncingFd = -1
-      countFsync(records)
-      for (const fd of this.closeAfterSync) fs.closeSync(fd)
-      this.closeAfterSync = []
-      const e = err ? ioError(err, 'journal fsync failed') : null
-      for (const cb of cbs) runCallback(cb, e)
-      if (this.policy === 'always') this.start()
-      if (this.syncingFd < 0) {
-        const waiters = this.idleWaiters
-        this.idleWaiters = []
-        for (const w of waiters) w()
+    this.syncingFd = 0 // queued or in flight (the real fd once it starts)
+    // Fsyncs of all journals share a few slots: each pins an fd, and thousands of queues syncing
+    // at once (a shutdown, sync=always) must stay under the fd limit.
+    fsyncSlot((release) => {
+      let fd: number
+      try {
+        fd = openJournals.pin(seg)
+      } catch (err) {
+        this.syncingFd = -1
+        release()
+        return this.resolve(cbs, ioError(err, 'journal fsync failed'))
       }
+      this.syncingFd = fd
+      const dirUnsynced = seg.dirUnsynced
+      fdatasyncAsync(fd, seg.path, (err) => {
+        // a file created by its first write: its directory entry is durable before the reply
+        if (err || !dirUnsynced) return this.afterSync(seg, cbs, records, err, release)
+        syncDirAsync(this.dir, (dirErr) => {
+          if (!dirErr) seg.dirUnsynced = false
+          this.afterSync(seg, cbs, records, dirErr, release)
+        })
+      })
     })
+  }
+
+  private afterSync(seg: Segment, cbs: WriteCallback[], records: number, err: Error | null, release: () => void): void {
+    this.syncingFd = -1
+    openJournals.unpin(seg)
+    release()
+    countFsync(records)
+    this.resolve(cbs, err ? ioError(err, 'journal fsync failed') : null)
+  }
+
+  private resolve(cbs: WriteCallback[], e: Error | null): void {
+    for (const cb of cbs) runCallback(cb, e)
+    if (this.policy === 'always') this.start()
+    if (this.syncingFd < 0) {
+      const waiters = this.idleWaiters
+      this.idleWaiters = []
+      for (const w of waiters) w()
+    }
   }
 
   /** Resolves once no fsync is in flight. */
@@ -98,9 +129,14 @@ export class GroupCommit {
     return new Promise((resolve) => this.idleWaiters.push(resolve))
   }
 
-  /** fsync now, on this thread (rotation, carry-forward, close). */
+  /** fsync now, on this thread (rotation, carry-forward). */
   syncNow(seg: Segment): void {
+    if (!seg.exists) return
     fdatasyncNow(seg.fd, seg.path)
+    if (seg.dirUnsynced) {
+      fsyncDir(this.dir)
+      seg.dirUnsynced = false
+    }
     if (seg === this.current()) {
       countFsync(this.unsynced)
       this.unsynced = 0
@@ -109,10 +145,20 @@ export class GroupCommit {
     }
   }
 
-  /** Close a segment's fd, or, if an fsync is in flight on it, once that is done. */
-  closeFd(fd: number): void {
-    if (fd === this.syncingFd) this.closeAfterSync.push(fd)
-    else fs.closeSync(fd)
+  /**
+   * The last fsync before the journal closes, on the thread pool (the server closes every journal
+   * at once); none for an idle journal. Its error, if any.
+   */
+  async syncForClose(cur: Segment | undefined): Promise<Error | null> {
+    await this.whenIdle()
+    let err: Error | null = null
+    if (cur?.exists && (this.unsynced > 0 || this.waiting.length > 0 || cur.dirUnsynced)) {
+      this.unsynced = Math.max(1, this.unsynced)
+      this.waiting.push((e) => (err = e))
+      this.start()
+      await this.whenIdle()
+    }
+    return err
   }
 
   /** Give every record waiting for durability its outcome (close, destroy). */

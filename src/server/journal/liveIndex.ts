@@ -23,16 +23,36 @@
  *
  * Cost for items on disk: 1 bit + 16/256 bytes ≈ 0.19 bytes/item (bitmaps of the segment being
  * appended to may have up to 2x spare capacity until it is rotated).
+ *
+ * How the journal uses it (queueJournal.ts):
+ * The live index costs ~0.2 bytes per item on disk: a bit per original ADD in its
+ * segment's bitmap, a (seq, offset) checkpoint every 256 ADDs, an entry per carried copy. No
+ * per-item offsets, so:
+ * - Read-behind is a forward cursor (segment, byte offset) reading records in big chunks: it steps
+ *   over REMOVEs, removed ADDs (bit clear), carried copies and seqs below the last one returned,
+ *   and stops at an ADD above maxSeq; past the written end of the last segment it reads the batch
+ *   not yet written. Carried items (few) are merged in by seq from their known offsets.
+ *   startReadBehind seeks with the checkpoints.
+ * - Carry-forward finds the live items of the oldest segment (at most 1/8 of it is live) by reading
+ *   it once from the checkpoint before its first live ADD; the copies become carried entries. It
+ *   waits while read-behind has not yet read past the segment (its live items are about to go).
+ * - A REMOVE frees the record size the memory region remembers for it (KnownSizes), so live byte
+ *   counts stay exact for what the engine removes.
  */
 
 export const CHECKPOINT_EVERY = 256
+
+// Shared empty arrays: never written (every write grows the array first).
+const NO_BITS = new Uint8Array(0)
+const NO_SEQS = new Float64Array(0)
+const NO_SIZES = new Uint32Array(0)
 
 export class SegmentLive {
   /** seq of bit 0 (the first original ADD), -1 while there is none. */
   first = -1
   /** Highest original seq appended. */
   last = -1
-  private bits = new Uint8Array(0)
+  private bits = NO_BITS
   /** Bytes of `bits` before this one are all zero (kills only clear bits). */
   private zeroBefore = 0
   /** Original ADDs (not counting failed writes), their record bytes, and live ones. */
@@ -41,8 +61,8 @@ export class SegmentLive {
   live = 0
   /** Record size of every original ADD if they are all equal; 0 = none yet, -1 = mixed. */
   uniform = 0
-  private cpSeq = new Float64Array(0)
-  private cpOff = new Float64Array(0)
+  private cpSeq = NO_SEQS
+  private cpOff = NO_SEQS
   private cpN = 0
   private sinceCp = 0
 
@@ -52,14 +72,14 @@ export class SegmentLive {
     const k = seq - this.first
     const byte = k >>> 3
     if (byte >= this.bits.length) {
-      const b = new Uint8Array(Math.max(64, this.bits.length * 2, byte + 1))
+      const b = new Uint8Array(Math.max(8, this.bits.length * 2, byte + 1))
       b.set(this.bits)
       this.bits = b
     }
     this.bits[byte]! |= 1 << (k & 7)
     if (this.sinceCp === 0) {
       if (this.cpN === this.cpSeq.length) {
-        const n = Math.max(8, this.cpN * 2)
+        const n = Math.max(2, this.cpN * 2)
         const s = new Float64Array(n)
         const o = new Float64Array(n)
         s.set(this.cpSeq)
@@ -235,8 +255,9 @@ export class CarriedItems {
  * compacted away once they outnumber the live ones.
  */
 export class KnownSizes {
-  private seqs = new Float64Array(1024)
-  private sizes = new Uint32Array(1024)
+  // Empty until used, grown by doubling from 4, and given back when emptied: an idle queue's cost nothing.
+  private seqs = NO_SEQS
+  private sizes = NO_SIZES
   private head = 0
   private tail = 0
   private liveN = 0
@@ -270,9 +291,9 @@ export class KnownSizes {
     }
     this.head = 0
     this.tail = w
-    if (w * 2 > this.seqs.length) {
-      const s = new Float64Array(this.seqs.length * 2)
-      const z = new Uint32Array(this.seqs.length * 2)
+    if (w * 2 > this.seqs.length || this.seqs.length === 0) {
+      const s = new Float64Array(Math.max(4, this.seqs.length * 2))
+      const z = new Uint32Array(Math.max(4, this.seqs.length * 2))
       s.set(this.seqs.subarray(0, w))
       z.set(this.sizes.subarray(0, w))
       this.seqs = s
@@ -300,7 +321,7 @@ export class KnownSizes {
     this.sizes[i] = 0
     this.liveN--
     while (this.head < this.tail && this.sizes[this.head] === 0) this.head++
-    if (this.head === this.tail) this.head = this.tail = 0
+    if (this.head === this.tail) this.clear()
     else if (this.tail - this.head > 4096 && this.liveN * 2 < this.tail - this.head) this.makeRoom()
     return size
   }
@@ -317,6 +338,8 @@ export class KnownSizes {
   clear(): void {
     this.head = this.tail = 0
     this.liveN = 0
+    this.seqs = NO_SEQS
+    this.sizes = NO_SIZES
   }
 
   get memoryBytes(): number {

@@ -10,7 +10,6 @@
  * The format is in format.ts, replay in replay.ts. The invariants kept here, and why a crash at any
  * step loses nothing acknowledged, are in ./README.md ("Invariants", "Crash safety").
  */
-import * as fs from 'node:fs'
 import { StarlingError } from '../errors.js'
 import type { EventLogger } from '../logger.js'
 import { ioError, runCallback } from './callbacks.js'
@@ -56,7 +55,7 @@ export class FileQueueJournal implements QueueJournal {
     this.queue = settings.queue
     this.logger = settings.logger
     const list = (this.list = new SegmentList(state))
-    this.commit = new GroupCommit(settings.sync, () => list.current)
+    this.commit = new GroupCommit(settings.sync, settings.dir, () => list.current)
     this.reader = new ReadBehind(list, this.batch, settings.queue, settings.logger)
     this.compaction = new Compaction(settings, list, this.commit, this.reader)
   }
@@ -95,6 +94,11 @@ export class FileQueueJournal implements QueueJournal {
   /** Segment numbers currently on disk (tests, diagnostics). */
   get segmentNumbers(): number[] {
     return this.list.segments.map((s) => s.segno)
+  }
+
+  persist(): void {
+    const cur = this.list.current
+    if (!this.closed && !cur.exists && !cur.createNow()) this.logger.warn({ queue: this.queue }, 'journal file not created yet; the first write will')
   }
 
   // -------------------------------------------------------------------------------------------
@@ -147,13 +151,16 @@ export class FileQueueJournal implements QueueJournal {
     }
     if (this.batch.isEmpty) return
     const seg = this.list.current
-    const { buf, length, records } = this.batch.take()
+    const taken = this.batch.take()
+    const { length, records } = taken
     try {
-      writeFully(seg.fd, buf, length, seg.size, seg.path)
+      writeFully(seg.fd, taken.buf, length, seg.size, seg.path)
     } catch (cause) {
+      this.batch.giveBack(taken)
       this.failBatch(seg, records, cause)
       return
     }
+    this.batch.giveBack(taken)
     seg.size += length
     this.commit.written(records)
     if (this.writeFailing) {
@@ -232,7 +239,7 @@ export class FileQueueJournal implements QueueJournal {
     this.flushNow()
     this.clearTimers()
     this.closed = true
-    this.compaction.destroy()
+    await this.compaction.destroy()
     await this.commit.whenIdle()
     this.commit.settleWaiting(new StarlingError('IO', 'queue deleted'))
   }
@@ -242,19 +249,10 @@ export class FileQueueJournal implements QueueJournal {
     this.flushNow()
     this.clearTimers()
     this.closed = true
-    await this.commit.whenIdle()
-    let err: Error | null = null
     const segments = this.list.segments
-    const cur = segments[segments.length - 1]
-    if (cur) {
-      try {
-        this.commit.syncNow(cur)
-      } catch (e) {
-        err = ioError(e, 'journal fsync failed')
-      }
-    }
+    const err = await this.commit.syncForClose(segments[segments.length - 1])
     this.commit.settleWaiting(err)
-    for (const seg of segments) fs.closeSync(seg.fd)
+    for (const seg of segments) seg.close()
     this.list.segments = []
     this.list.bySegno.clear()
     if (this.retryRemoves.length > 0) {

@@ -78,7 +78,7 @@ export class ReadBehind {
     const bytes = this.list.liveBytes
     const diskItems = Math.max(0, count - items.length)
     const diskBytes = diskItems === 0 ? 0 : Math.max(0, bytes - count * (RECORD_PREFIX_BYTES + ADD_FIXED_LENGTH) - memBytes)
-    if (diskItems === 0) this.stop()
+    if (diskItems === 0) this.caughtUp()
     return { items, diskItems, diskBytes }
   }
 
@@ -116,13 +116,19 @@ export class ReadBehind {
       bytes += item.data.length
       if (bytes >= maxBytes) break
     }
-    if (out.length === 0) this.stop()
+    if (out.length === 0) this.caughtUp()
     return out
   }
 
   stop(): void {
     this.active = false
     this.cursorSeg = undefined
+  }
+
+  /** Nothing left on disk to read: stop, and give the chunk buffer back (an idle queue holds none). */
+  private caughtUp(): void {
+    this.stop()
+    this.list.reader.release()
   }
 
   /** Has the cursor still to read some of `seg`'s original ADDs? */
@@ -224,10 +230,10 @@ export class ReadBehind {
     }
     if (off + RECORD_PREFIX_BYTES > seg.size) return 0
     const reader = this.list.reader
-    let v = reader.read(seg.fd, off, RECORD_PREFIX_BYTES, seg.size)
+    let v = reader.read(seg, off, RECORD_PREFIX_BYTES, seg.size)
     const length = v.buf.readUInt32LE(v.at)
     if (length < 1 || length > MAX_RECORD_LENGTH || off + RECORD_PREFIX_BYTES + length > seg.size) return 2
-    v = reader.read(seg.fd, off, RECORD_PREFIX_BYTES + length, seg.size)
+    v = reader.read(seg, off, RECORD_PREFIX_BYTES + length, seg.size)
     if (recordCrc(v.buf, v.at + 8, length) !== v.buf.readUInt32LE(v.at + 4)) return 2
     this.recBuf = v.buf
     this.recAt = v.at

@@ -43,8 +43,8 @@ import {
 } from './format.js'
 import type { EventLogger } from '../logger.js'
 import { fdatasyncNow, fsyncDir, ftruncateNow } from './fileOps.js'
-import { CarriedItems, SegmentLive } from './liveIndex.js'
-import { CHUNK_BYTES, ChunkReader, createSegment, forEachRecord, listSegments, type Segment } from './segment.js'
+import { CarriedItems } from './liveIndex.js'
+import { CHUNK_BYTES, ChunkReader, forEachRecord, listSegments, pendingSegment, Segment } from './segment.js'
 
 /** For callers that want no journal logs (tests, tools). */
 export const silentLogger: EventLogger = { debug() {}, info() {}, warn() {}, error() {} }
@@ -60,6 +60,8 @@ export interface ReplayState {
   nextSeq: number
   records: number
   truncatedBytes: number
+  /** A one-segment journal read whole by replay: its bytes, so the first read-back needs no read. */
+  wholeFile?: Buffer
 }
 
 /**
@@ -131,11 +133,17 @@ class Builder {
  * Parse the records of one segment into the builder. Returns the offset of the first bad byte
  * (the file's size when the whole segment is good).
  */
-function scanSegment(fd: number, fileSize: number, start: number, seg: Segment, b: Builder, chunk: { buf: Buffer }): number {
+function scanSegment(fd: number, fileSize: number, start: number, seg: Segment, b: Builder, chunk: { buf: Buffer }, filled = 0): number {
   let buf = chunk.buf
   let pos = start // file offset of buf[0]
   let end = 0 // valid bytes in buf
   let p = 0 // parse position in buf
+  if (filled > 0) {
+    // chunk.buf already holds the file's first `filled` bytes
+    pos = 0
+    end = filled
+    p = start
+  }
   const baseSeq = seg.header!.baseSeq
   for (;;) {
     // parse every complete record in buf[p, end)
@@ -193,7 +201,7 @@ function originalLiveBytes(seg: Segment, reader: ChunkReader): number {
   let bytes = 0
   let off = live.seek(live.firstLive())
   if (off < 0) off = seg.headerLength
-  forEachRecord(reader, seg.fd, off, seg.size, (buf, at, _off, size) => {
+  forEachRecord(reader, seg, off, seg.size, (buf, at, _off, size) => {
     if (buf[at + 8] === OP_ADD && live.has(readU64(buf, at + 9))) bytes += size
   })
   return bytes
@@ -206,39 +214,65 @@ function corruptName(path: string): string {
 /** How often a long replay logs its progress. */
 const PROGRESS_LOG_MS = Number(process.env.STARLING_REPLAY_PROGRESS_MS ?? 1000)
 
-export function replaySegments(dir: string, encoded: string, queue: string, logger: EventLogger): ReplayState {
-  let segnos = listSegments(dir, encoded)
+// Replay runs synchronously, one queue at a time: one set of read buffers serves every queue (a
+// queue must not cost a 4 MiB chunk to replay, nor keep one).
+const headBuf = Buffer.allocUnsafe(64 * 1024 + 64)
+
+/**
+ * Replay one queue. `known` is its segment numbers when the caller listed the spool already (the
+ * spool index: no directory scan per queue); otherwise the directory is read.
+ */
+export function replaySegments(dir: string, encoded: string, queue: string, logger: EventLogger, known?: number[]): ReplayState {
+  let segnos = known ?? listSegments(dir, encoded)
   // headers first: completes an interrupted reset/delete before reading any record
   const headers = new Map<number, SegmentHeader>()
-  const headBuf = Buffer.allocUnsafe(64 * 1024 + 64)
+  const opened = new Map<number, Segment>()
+  /** The segment whose whole file is still in headBuf (read with its header), or -1. */
+  let wholeInHeadBuf = -1
   for (const segno of [...segnos]) {
     const path = join(dir, segmentFileName(encoded, segno))
-    const fd = fs.openSync(path, 'r')
-    let n: number
-    try {
-      n = fs.readSync(fd, headBuf, 0, headBuf.length, 0)
-    } finally {
-      fs.closeSync(fd)
-    }
+    const seg = new Segment(segno, path, undefined, 0, 0)
+    const n = fs.readSync(seg.fd, headBuf, 0, headBuf.length, 0)
+    wholeInHeadBuf = -1
     const h = decodeHeader(headBuf.subarray(0, n))
     if (h === 'version') {
+      seg.close()
       throw new Error(`journal ${path} has an unsupported format version (written by a newer server?)`)
     }
+    if (h === 'short' && n < headBuf.length) {
+      // a segment created by its first write, cut short before its header was complete: it never
+      // held a record (records follow the header)
+      seg.close()
+      fs.unlinkSync(path)
+      logger.info({ queue, file: path }, 'unfinished journal segment creation removed')
+      segnos = segnos.filter((s) => s !== segno)
+      continue
+    }
     if (typeof h === 'string' || h.queue !== queue || h.segno !== segno) {
+      seg.close()
       const to = corruptName(path)
       fs.renameSync(path, to)
       logger.warn({ queue, file: path, movedTo: to, problem: typeof h === 'string' ? h : 'mismatch' }, 'journal segment header unreadable; segment set aside')
       segnos = segnos.filter((s) => s !== segno)
       continue
     }
+    seg.header = h
+    seg.headerLength = h.length
+    // a short read is the whole file: no fstat needed
+    seg.size = n < headBuf.length ? n : fs.fstatSync(seg.fd).size
     headers.set(segno, h)
+    opened.set(segno, seg)
+    wholeInHeadBuf = n < headBuf.length ? segno : -1
   }
   let baseSeq = 1
   for (let i = segnos.length - 1; i >= 0; i--) {
     const h = headers.get(segnos[i]!)!
     if ((h.flags & (FLAG_RESET | FLAG_DELETED)) === 0) continue
     const drop = (h.flags & FLAG_DELETED) !== 0 ? segnos.slice(0, i + 1) : segnos.slice(0, i)
-    for (const segno of drop) fs.unlinkSync(join(dir, segmentFileName(encoded, segno)))
+    for (const segno of drop) {
+      opened.get(segno)?.close()
+      fs.unlinkSync(join(dir, segmentFileName(encoded, segno)))
+    }
     if (drop.length > 0) {
       fsyncDir(dir)
       logger.info({ queue, segments: drop.length }, 'completed an interrupted journal reset/delete')
@@ -247,32 +281,35 @@ export function replaySegments(dir: string, encoded: string, queue: string, logg
     segnos = segnos.slice(drop.length)
     if (segnos.length === 0) {
       // a tombstone: the queue was being deleted; start afresh after it
-      const seg = createSegment({ dir, encoded, queue, segno: h.segno + 1, baseSeq, flags: 0 })
-      return emptyState([seg], baseSeq)
+      return emptyState([pendingSegment({ dir, encoded, queue, segno: h.segno + 1, baseSeq })], baseSeq)
     }
     break
   }
 
   if (segnos.length === 0) {
-    const seg = createSegment({ dir, encoded, queue, segno: 1, baseSeq: 1, flags: 0 })
-    return emptyState([seg], 1)
+    // no journal yet: nothing is created on disk until the first write
+    return emptyState([pendingSegment({ dir, encoded, queue, segno: 1, baseSeq: 1 })], 1)
   }
 
   const b = new Builder()
   const segments: Segment[] = []
-  const chunk = { buf: Buffer.allocUnsafe(CHUNK_BYTES) }
+  // for files too big for headBuf, and only for the time of this replay
+  const chunk = { buf: headBuf.subarray(0, 0) }
   let truncatedBytes = 0
   let lastProgressLog = Date.now()
   for (let i = 0; i < segnos.length; i++) {
     const segno = segnos[i]!
     const h = headers.get(segno)!
     baseSeq = Math.max(baseSeq, h.baseSeq)
-    const path = join(dir, segmentFileName(encoded, segno))
-    const fd = fs.openSync(path, 'r+')
-    const fileSize = fs.fstatSync(fd).size
-    const seg: Segment = { segno, path, fd, header: h, headerLength: h.length, size: fileSize, liveCount: 0, liveBytes: 0, live: new SegmentLive() }
+    const seg = opened.get(segno)!
+    const path = seg.path
+    const fd = seg.fd
+    const fileSize = seg.size
     b.bySegno.set(segno, seg)
-    const good = scanSegment(fd, fileSize, h.length, seg, b, chunk)
+    const good =
+      segno === wholeInHeadBuf
+        ? scanSegment(fd, fileSize, h.length, seg, b, { buf: headBuf }, fileSize)
+        : scanSegment(fd, fileSize, h.length, seg, b, chunk.buf.length > 0 ? chunk : (chunk.buf = Buffer.allocUnsafe(CHUNK_BYTES), chunk))
     // A long replay says how far it has got, about once a second (segments are read in order).
     const now = Date.now()
     if (now - lastProgressLog >= PROGRESS_LOG_MS) {
@@ -306,12 +343,14 @@ export function replaySegments(dir: string, encoded: string, queue: string, logg
     seg.live.trim()
   }
 
+  const only = segments.length === 1 ? segments[0]! : undefined
   return {
     segments,
     carried: b.carried,
     nextSeq: Math.max(b.maxSeq + 1, baseSeq, 1),
     records: b.records,
     truncatedBytes,
+    wholeFile: only && only.segno === wholeInHeadBuf ? Buffer.from(headBuf.subarray(0, only.size)) : undefined,
   }
 }
 

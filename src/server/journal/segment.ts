@@ -18,22 +18,94 @@ import {
   type SegmentHeader,
 } from './format.js'
 import { failpoint, fdatasyncNow, fsyncDir, openNow, renameNow, writeFully, type FailpointName } from './fileOps.js'
+import { openJournals, type CachedFile } from './fdCache.js'
 import { SegmentLive } from './liveIndex.js'
 
-export interface Segment {
-  segno: number
-  path: string
-  fd: number
-  header: SegmentHeader | undefined
-  /** Where records start. */
-  headerLength: number
-  /** Bytes written and good: where the next batch goes. */
-  size: number
+/**
+ * A segment file. Its fd comes from the shared LRU of open journals (fdCache.ts): `seg.fd` reopens
+ * it when it was closed to make room. A segment made by `pendingSegment` is not on disk yet: the
+ * file is created (header written) when its fd is first needed, i.e. by the first write, so a queue
+ * that is only read, or never written, has no file at all.
+ */
+export class Segment implements CachedFile {
+  openFd = -1
+  pins = 0
+  closeWhenUnpinned = false
+  /** Header bytes still to write: the file does not exist yet. */
+  pendingHeader: Buffer | null = null
+  /** Created without a directory fsync: the next fsync of this file must also fsync the dir. */
+  dirUnsynced = false
   /** Live ADD records in this segment (original and carried), and their record bytes. */
-  liveCount: number
-  liveBytes: number
+  liveCount = 0
+  liveBytes = 0
   /** Which of the segment's original ADDs are live (liveIndex.ts). */
-  live: SegmentLive
+  live = new SegmentLive()
+
+  constructor(
+    readonly segno: number,
+    readonly path: string,
+    public header: SegmentHeader | undefined,
+    /** Where records start. */
+    public headerLength: number,
+    /** Bytes written and good: where the next batch goes. */
+    public size: number,
+  ) {}
+
+  /** The open fd (opened, or created, if needed). */
+  get fd(): number {
+    return openJournals.acquire(this)
+  }
+
+  /** Is the file on disk? */
+  get exists(): boolean {
+    return this.pendingHeader === null
+  }
+
+  openFile(): number {
+    if (this.pendingHeader === null) return openNow(this.path, 'r+')
+    // First write: create it in place ('wx+': never over a file we did not know of). Crash-safe
+    // without tmp+rename: a file cut short before its header is complete holds nothing
+    // acknowledged, and replay deletes it (an unfinished creation).
+    const fd = openNow(this.path, 'wx+')
+    try {
+      writeFully(fd, this.pendingHeader, this.pendingHeader.length, 0, this.path)
+    } catch (err) {
+      fs.closeSync(fd)
+      try {
+        fs.unlinkSync(this.path)
+      } catch {
+        /* not there */
+      }
+      throw err
+    }
+    this.pendingHeader = null
+    this.dirUnsynced = true
+    return fd
+  }
+
+  /** Create the file now if it is not on disk yet; false if that failed (the first write retries). */
+  createNow(): boolean {
+    try {
+      void this.fd
+      return true
+    } catch {
+      return false
+    }
+  }
+
+  /** Done with the file (journal closed, segment deleted): give its fd back. */
+  close(): void {
+    openJournals.release(this)
+  }
+}
+
+/** A segment that will be created on disk by its first write (see Segment). */
+export function pendingSegment(o: { dir: string; encoded: string; queue: string; segno: number; baseSeq: number }): Segment {
+  const header = { flags: 0, segno: o.segno, baseSeq: o.baseSeq, importFingerprint: 0, importSize: 0, queue: o.queue }
+  const bytes = encodeHeader(header)
+  const seg = new Segment(o.segno, join(o.dir, segmentFileName(o.encoded, o.segno)), { ...header, version: FORMAT_VERSION, length: bytes.length }, bytes.length, bytes.length)
+  seg.pendingHeader = bytes
+  return seg
 }
 
 /** Every segment number of a queue found in `dir`, ascending; leftover .tmp files are deleted. */
@@ -102,11 +174,10 @@ export function createSegment(o: NewSegmentOptions): Segment {
     renameNow(tmp, path)
     if (o.failpoints) failpoint(o.failpoints[1])
     fsyncDir(o.dir)
-    return {
-      segno: o.segno,
+    const seg = new Segment(
+      o.segno,
       path,
-      fd,
-      header: {
+      {
         version: FORMAT_VERSION,
         flags: o.flags,
         segno: o.segno,
@@ -116,12 +187,11 @@ export function createSegment(o: NewSegmentOptions): Segment {
         queue: o.queue,
         length: header.length,
       },
-      headerLength: header.length,
+      header.length,
       size,
-      liveCount: 0,
-      liveBytes: 0,
-      live: new SegmentLive(),
-    }
+    )
+    openJournals.adopt(seg, fd)
+    return seg
   } catch (err) {
     fs.closeSync(fd)
     try {
@@ -146,38 +216,68 @@ export function readSegmentHeader(path: string): ReturnType<typeof decodeHeader>
 }
 
 export const CHUNK_BYTES = 4 * 1024 * 1024
+const EMPTY = Buffer.alloc(0)
+
+/** Anything with an fd to read from (a Segment: its fd may be reopened between reads). */
+export interface Readable {
+  readonly fd: number
+}
 
 /**
  * Reads records back from segments in big chunks: the last chunk is kept, so reading records
- * that lie next to each other costs one syscall per chunk, not per record.
+ * that lie next to each other costs one syscall per chunk, not per record. The buffer is allocated
+ * on first use, no bigger than the file needs, and given back with `release` (an idle queue holds
+ * none). The chunk belongs to a file object, not an fd number: fd numbers are reused once the LRU
+ * closes them.
  */
 export class ChunkReader {
-  private buf = Buffer.allocUnsafe(CHUNK_BYTES)
-  private fd = -1
+  private buf: Buffer = EMPTY
+  private file: Readable | undefined
   private start = 0
   private length = 0
 
   /** Forget the cached chunk (the file changed or was closed). */
   invalidate(): void {
-    this.fd = -1
+    this.file = undefined
     this.length = 0
+  }
+
+  /** Start with bytes already read: [start, start + buf.length) of `file`. */
+  seed(file: Readable, start: number, buf: Buffer): void {
+    this.buf = buf
+    this.file = file
+    this.start = start
+    this.length = buf.length
+  }
+
+  /** Forget the chunk and give its memory back. */
+  release(): void {
+    this.invalidate()
+    this.buf = EMPTY
   }
 
   /**
    * The bytes [off, off+size) of the file, as a view into the chunk buffer (valid until the next
    * call). `limit` is how far the file may be read (its good size).
    */
-  read(fd: number, off: number, size: number, limit: number): { buf: Buffer; at: number } {
-    if (fd !== this.fd || off < this.start || off + size > this.start + this.length) {
-      if (size > this.buf.length) this.buf = Buffer.allocUnsafe(size)
+  read(file: Readable, off: number, size: number, limit: number): { buf: Buffer; at: number } {
+    if (file !== this.file || off < this.start || off + size > this.start + this.length) {
+      if (size > this.buf.length || (this.buf.length < CHUNK_BYTES && limit - off > this.buf.length)) {
+        const want = Math.max(size, Math.min(CHUNK_BYTES, limit - off))
+        // small files get a small buffer (one 64-byte item must not cost a 4 MiB chunk)
+        let cap = 4096
+        while (cap < want) cap *= 2
+        this.buf = Buffer.allocUnsafe(Math.max(size, Math.min(cap, CHUNK_BYTES)))
+      }
       const want = Math.min(this.buf.length, limit - off)
+      const fd = file.fd
       let got = 0
       while (got < want) {
         const n = fs.readSync(fd, this.buf, got, want - got, off + got)
         if (n === 0) break
         got += n
       }
-      this.fd = fd
+      this.file = file
       this.start = off
       this.length = got
       if (got < size) throw new Error(`journal segment shorter than expected (${off}+${size})`)
@@ -194,7 +294,7 @@ export class ChunkReader {
  */
 export function forEachRecord(
   reader: ChunkReader,
-  fd: number,
+  fd: Readable,
   off: number,
   end: number,
   fn: (buf: Buffer, at: number, off: number, size: number) => boolean | void,

@@ -28,6 +28,8 @@ export class SegmentList {
     this.originalSegments = this.segments.filter((s) => s.live.first >= 0)
     this.carried = state.carried
     this.nextSeq = state.nextSeq
+    // a small journal replay read whole: the first read-back needs no read
+    if (state.wholeFile) this.reader.seed(this.segments[0]!, 0, state.wholeFile)
   }
 
   /** The segment being appended to. */
@@ -101,7 +103,7 @@ export class SegmentList {
 
   get sizeOnDisk(): number {
     let n = 0
-    for (const s of this.segments) n += s.size
+    for (const s of this.segments) if (s.exists) n += s.size
     return n
   }
 

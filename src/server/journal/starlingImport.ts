@@ -144,7 +144,7 @@ export async function importStarlingSpool(dir: string, logger: EventLogger = sil
         // the queue already has a journal of ours: the Starling items go after it
         const state = replaySegments(dir, encoded, queue, logger)
         baseSeq = state.nextSeq
-        for (const s of state.segments) fs.closeSync(s.fd)
+        for (const s of state.segments) s.close()
       }
       const after = listSegments(dir, encoded)
       const segno = (after.length > 0 ? after[after.length - 1]! : 0) + 1
@@ -168,7 +168,7 @@ export async function importStarlingSpool(dir: string, logger: EventLogger = sil
         body,
         failpoints: ['import:after-tmp-write', 'import:after-rename'],
       })
-      fs.closeSync(seg.fd)
+      seg.close()
       result.items += parsed.items.length
       logger.info({ queue, items: parsed.items.length, files, tornBytes: parsed.tornBytes }, 'imported a Starling journal')
     }

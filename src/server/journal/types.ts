@@ -66,6 +66,8 @@ export interface JournalStats {
   fsyncs: number
   /** Records made durable per fsync, on average. */
   fsyncBatchAvg: number
+  /** Journal files open now (at most max_open_journals, beyond fsyncs in flight). */
+  openJournals?: number
 }
 
 export interface QueueJournal {
@@ -79,6 +81,8 @@ export interface QueueJournal {
   remove(seq: number, onWritten?: WriteCallback): void
   /** Write the pending batch now (synchronously), running its onWritten callbacks. */
   flushNow(): void
+  /** Create the journal file if it is not on disk yet (it is otherwise created by the first write). */
+  persist(): void
 
   /**
    * The engine stopped keeping new items in memory: items with seq >= `fromSeq` are to be read

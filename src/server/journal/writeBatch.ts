@@ -2,8 +2,10 @@
  * The write batch: the records one queue's journal collects during an event-loop turn, encoded
  * back to back in one buffer so the whole batch is one positional write (README.md, invariant 6).
  * Each record keeps what its outcome needs: op, seq and size to undo it if the write fails, and
- * the engine's callbacks to run once it is written, or durable.
+ * the engine's callbacks to run once it is written, or durable. The buffer is lent from a shared
+ * pool (batchBuffers.ts) for one turn, so an idle queue holds none.
  */
+import { giveBatchBuffer, NO_BUFFER, takeBatchBuffer } from './batchBuffers.js'
 import { addRecordSize, encodeAdd, encodeRemove, OP_ADD, OP_REMOVE, REMOVE_RECORD_SIZE } from './format.js'
 import type { JournalItem, WriteCallback } from './types.js'
 
@@ -25,7 +27,7 @@ export interface TakenBatch {
 }
 
 export class WriteBatch {
-  private buf = Buffer.allocUnsafe(64 * 1024)
+  private buf: Buffer = NO_BUFFER
   private len = 0
   private records: BatchRecord[] = []
 
@@ -59,22 +61,27 @@ export class WriteBatch {
   }
 
   /**
-   * Hand the batch over to be written; the batch starts again empty. The bytes stay valid until
-   * the next append (the write is synchronous, before any callback can append).
+   * Hand the batch over to be written, with its buffer; the batch starts again empty. Give the
+   * buffer back with `giveBack` once written.
    */
   take(): TakenBatch {
     const taken = { buf: this.buf, length: this.len, records: this.records }
+    this.buf = NO_BUFFER
     this.len = 0
     this.records = []
     return taken
   }
 
+  /** The taken batch was written (or failed): its buffer goes back to the pool. */
+  giveBack(taken: TakenBatch): void {
+    giveBatchBuffer(taken.buf)
+  }
+
   private reserve(size: number): void {
     if (this.len + size <= this.buf.length) return
-    let cap = this.buf.length * 2
-    while (cap < this.len + size) cap *= 2
-    const bigger = Buffer.allocUnsafe(cap)
+    const bigger = takeBatchBuffer(Math.max(this.buf.length * 2, this.len + size))
     this.buf.copy(bigger, 0, 0, this.len)
+    giveBatchBuffer(this.buf)
     this.buf = bigger
   }
 }

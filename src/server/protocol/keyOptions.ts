@@ -72,3 +72,10 @@ export function parseSetKey(key: string, maxLength: number): string {
   if (key.includes('/')) throw new StarlingError('BAD_OPTIONS', 'options are not allowed on set')
   return key
 }
+
+/** A queue name for commands that take no Kestrel options (delete, flush, md, binary DELETE). */
+export function plainQueueName(key: string, maxLength: number, commandName: string): string {
+  validateKey(key, maxLength)
+  if (key.includes('/')) throw new StarlingError('BAD_OPTIONS', `options are not allowed on ${commandName}`)
+  return key
+}

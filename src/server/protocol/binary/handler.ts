@@ -15,7 +15,7 @@
  * - A bad magic byte is answered with opcode 0 and opaque 0: nothing in that header can be trusted.
  */
 import { StarlingError } from '../../errors.js'
-import { parseQueueKey, parseSetKey, validateKey } from '../keyOptions.js'
+import { parseQueueKey, parseSetKey, plainQueueName } from '../keyOptions.js'
 import { NEED_MORE, ProtocolHandler } from '../handler.js'
 import {
   HEADER_LENGTH,
@@ -56,6 +56,7 @@ export function statusForError(err: StarlingError): { status: number; message: s
     case 'AUTH_FAILED':
       return { status: Status.AUTH_ERROR, message: 'Auth failure.' }
     case 'SHUTTING_DOWN':
+    case 'TOO_MANY_QUEUES':
       return { status: Status.TEMPORARY_FAILURE, message: err.message }
     case 'IO':
       return { status: Status.INTERNAL_ERROR, message: err.message }
@@ -192,14 +193,13 @@ export class BinaryHandler extends ProtocolHandler {
 
   private delete(request: DeleteRequest): void {
     const { opcode, opaque, quiet } = request
-    validateKey(request.key, this.limits.maxKeyLength)
-    if (request.key.includes('/')) throw new StarlingError('BAD_OPTIONS', 'options are not allowed on delete')
+    const queue = plainQueueName(request.key, this.limits.maxKeyLength, 'delete')
     if (request.cas !== 0n) {
       this.out.push(encodeError(opcode, opaque, Status.NOT_SUPPORTED, 'cas is not supported on a queue'))
       return
     }
     this.later(opcode, opaque, (fill) =>
-      this.session.delete(request.key, (err, existed) => {
+      this.session.delete(queue, (err, existed) => {
         if (err) fill(this.errorFor(opcode, opaque, err))
         else if (!existed) fill(encodeError(opcode, opaque, Status.KEY_ENOENT))
         else if (quiet) fill()

@@ -5,7 +5,7 @@
  * and closes through `connection.end()`.
  */
 import { NEED_MORE, ProtocolHandler } from '../handler.js'
-import { parseQueueKey, parseSetKey, type ParsedKey } from '../keyOptions.js'
+import { parseQueueKey, parseSetKey, plainQueueName, type ParsedKey } from '../keyOptions.js'
 import { statsStream } from '../statsStream.js'
 import {
   failure,
@@ -17,7 +17,7 @@ import {
   type TextCommand,
 } from './commands.js'
 import { StarlingError } from '../../errors.js'
-import { executeMeta, plainQueueName, replyFor, type MetaContext } from './meta.js'
+import { executeMeta, type MetaContext } from './metaHandler.js'
 import { parseCommand, skipThroughNewline } from './parser.js'
 import {
   AUTH_FAILED,
@@ -32,6 +32,7 @@ import {
   UNAUTHENTICATED,
   clientError,
   errorReply,
+  replyFor,
   statLines,
   statsReply,
   valueHeader,

@@ -17,7 +17,7 @@
 import { StarlingError } from '../../errors.js'
 import type { ProtocolLimits } from '../handler.js'
 import { badCommandLine, command, failure, type ParseResult, type TextCommand } from './commands.js'
-import { parseMetaCommand } from './meta.js'
+import { parseMetaCommand } from './metaParser.js'
 import { Tokens, findNewline } from './tokens.js'
 
 const CR = 0x0d

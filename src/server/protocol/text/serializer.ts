@@ -3,7 +3,7 @@
  * as one latin1 string (keys are latin1, so they go back byte for byte) and encoded once. Item data
  * is never copied: a VALUE reply is [header, data, CRLF] for a writev.
  */
-import type { StarlingError } from '../../errors.js'
+import { StarlingError } from '../../errors.js'
 import type { MetaReturnFlags } from './commands.js'
 
 const line = (text: string): Buffer => Buffer.from(text + '\r\n', 'latin1')
@@ -61,6 +61,11 @@ export function errorReply(err: StarlingError): Buffer {
 }
 
 /** For an error that is not a StarlingError (a bug below us): never leak a stack, never crash. */
+/** The reply for anything thrown: a typed error's own reply, else SERVER_ERROR with its message. */
+export function replyFor(err: unknown): Buffer {
+  return err instanceof StarlingError ? errorReply(err) : internalErrorReply(err)
+}
+
 export function internalErrorReply(err: unknown): Buffer {
   const message = err instanceof Error ? err.message : String(err)
   return line('SERVER_ERROR ' + oneLine(message || 'internal error'))

@@ -2,14 +2,14 @@
  * Client throughput: StarlingClient (text protocol, pipelined) on one connection and on a pool,
  * against memjs (binary protocol) on the same server in the same run.
  *
- *   node dist/bench/client-throughput.js [--servers host:port] [--count 20000] [--window 256] [--size 100]
+ *   node dist/bench/bin/clientThroughput.js [--servers host:port] [--count 20000] [--window 256] [--size 100]
  *
  * Each case sets `count` items then takes them back, keeping `window` requests in flight (window 1
  * = one request at a time, latency-bound). Items are checked on the way back.
  */
 import { parseArgs } from 'node:util'
 import memjs from 'memjs'
-import { StarlingClient } from '../src/index.js'
+import { StarlingClient } from '../../src/index.js'
 
 const { values } = parseArgs({
   options: {

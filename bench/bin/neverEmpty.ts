@@ -2,12 +2,12 @@
  * Journal size of a queue that never empties: N items pass through one queue that always holds
  * about `live` of them (each add is followed by the removal of the oldest once `live` are queued),
  * with the default 16 MiB segments. Prints the peak and final bytes on disk. Build first, then:
- *   node dist/bench/never-empty.js [items=10000000] [size=256] [live=1000]
+ *   node dist/bench/bin/neverEmpty.js [items=10000000] [size=256] [live=1000]
  */
 import { mkdtempSync, readdirSync, rmSync, statSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { journalFactory } from '../src/server/journal/index.js'
+import { journalFactory } from '../../src/server/journal/index.js'
 
 const items = Number(process.argv[2] ?? 10_000_000)
 const size = Number(process.argv[3] ?? 256)

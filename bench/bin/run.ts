@@ -7,11 +7,11 @@ import { execFileSync } from 'node:child_process'
 import { mkdirSync, readdirSync, rmSync, writeFileSync, mkdtempSync } from 'node:fs'
 import { cpus, tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { parseOptions, type BenchOptions } from './options.js'
-import { killAllPeersSync, PEERS, peerAvailable, peerSelected, ROOT, type PeerDef } from './peers.js'
-import { WorkerPool } from './pool.js'
-import { summariseProfile, type SelfTime } from './profile.js'
-import { renderMarkdown, type RunInfo } from './report.js'
+import { parseOptions, type BenchOptions } from '../harness/options.js'
+import { killAllPeersSync, PEERS, peerAvailable, peerSelected, ROOT, type PeerDef } from '../harness/peers.js'
+import { WorkerPool } from '../harness/pool.js'
+import { summariseProfile, type SelfTime } from '../harness/profile.js'
+import { renderMarkdown, type RunInfo } from '../harness/report.js'
 import {
   correctnessFailed,
   emptyCorrectness,
@@ -19,8 +19,8 @@ import {
   fmtLatency,
   type RunContext,
   type WorkloadResult,
-} from './workloads/common.js'
-import { WORKLOADS } from './workloads/index.js'
+} from '../workloads/common.js'
+import { WORKLOADS } from '../workloads/index.js'
 
 function log(line: string): void {
   console.log(line)

@@ -4,7 +4,7 @@
  *    one producer at a fixed rate; the item carries its send time);
  *  - reliable-read throughput: `get q/close/open` loops versus plain `get` loops, 8 connections;
  *  - TLS overhead: the same pipelined fill and drain over plain TCP and over TLS.
- * Usage: node dist/bench/extensions.js [--items 10000]
+ * Usage: node dist/bench/bin/extensions.js [--items 10000]
  */
 import { spawn, execFileSync } from 'node:child_process'
 import { mkdtempSync, rmSync, writeFileSync, readFileSync } from 'node:fs'
@@ -13,7 +13,7 @@ import { connect as tlsConnect } from 'node:tls'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { createInterface } from 'node:readline'
-import { OUR_SERVER } from './peers.js'
+import { OUR_SERVER } from '../harness/peers.js'
 
 const ITEMS = Number(process.argv[process.argv.indexOf('--items') + 1]) || 10_000
 

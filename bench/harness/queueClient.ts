@@ -8,10 +8,10 @@
  * - resp (Redis lists): RPUSH + LPOP; when consumers block, LPUSH + BRPOP (both FIFO).
  * - beanstalk: put into a tube; reserve-with-timeout, then delete (pipelined with the next reserve).
  */
-import { BeanstalkClient } from './protocols/beanstalk.js'
-import { MemcacheBinaryClient } from './protocols/memcacheBinary.js'
-import { MemcacheTextClient } from './protocols/memcacheText.js'
-import { RespClient } from './protocols/resp.js'
+import { BeanstalkClient } from '../protocols/beanstalk.js'
+import { MemcacheBinaryClient } from '../protocols/memcacheBinary.js'
+import { MemcacheTextClient } from '../protocols/memcacheText.js'
+import { RespClient } from '../protocols/resp.js'
 
 export type ProtocolName = 'memcache-text' | 'memcache-binary' | 'resp' | 'beanstalk'
 

@@ -1,7 +1,7 @@
 /** The Markdown report: one table per workload, our server's row as the reference for ratios. */
 import type { PeerDef } from './peers.js'
 import type { SelfTime } from './profile.js'
-import type { Workload, WorkloadResult } from './workloads/common.js'
+import type { Workload, WorkloadResult } from '../workloads/common.js'
 
 export interface RunInfo {
   stamp: string

@@ -16,8 +16,8 @@ export const HOST = '127.0.0.1'
 const READY_TIMEOUT_MS = 20_000
 const STOP_TIMEOUT_MS = 15_000
 
-/** The repository root (dist/bench/peers.js → ../..). */
-export const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..')
+/** The repository root (dist/bench/harness/peers.js → ../../..). */
+export const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..', '..')
 export const OUR_SERVER = join(ROOT, 'dist', 'src', 'server', 'main.js')
 
 export type Durability = 'none' | 'periodic' | 'always'

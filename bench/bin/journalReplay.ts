@@ -1,12 +1,12 @@
 /**
  * Journal replay speed: write N records (ADDs of `size`-byte items, every other one REMOVEd), then
  * replay them and report records/s. Build first (npm run build), then:
- *   node dist/bench/journal-replay.js [records=1000000] [size=64] [budgetMiB=64]
+ *   node dist/bench/bin/journalReplay.js [records=1000000] [size=64] [budgetMiB=64]
  */
 import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { journalFactory } from '../src/server/journal/index.js'
+import { journalFactory } from '../../src/server/journal/index.js'
 
 const records = Number(process.argv[2] ?? 1_000_000)
 const size = Number(process.argv[3] ?? 64)
