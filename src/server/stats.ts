@@ -128,6 +128,9 @@ export function takeSnapshot(src: StatsSources): StatsSnapshot {
     names.push(name)
     queues.push(q)
   })
+  // Records earlier commands left in a journal's write batch (a confirmed open read's REMOVE) are
+  // written first: logsize then shows them, pipelined or not. All before any number is read.
+  for (const q of queues) q.flushJournal()
   const values = new Float64Array(queues.length * FIELD_COUNT)
   let currItems = 0
   let totalItems = 0

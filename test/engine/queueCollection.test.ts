@@ -95,11 +95,12 @@ t.test('delete removes items and files; flush empties but keeps the queue', asyn
   t.equal(await deleteQueue(collection, 'gone'), true)
   t.same(collection.queueNames, [])
   t.same(readdirSync(dir).filter((f) => f.startsWith('gone.')), [])
-  t.equal(await cget(collection, 'gone', c), null, 'used again: a new, empty queue')
+  t.equal(await cget(collection, 'gone', c), null, 'read again: empty')
+  t.same(collection.queueNames, [], 'and a read of a name with no queue creates none (DESIGN §10)')
 
   await cset(collection, 'kept', 'x')
   await new Promise<void>((resolve, reject) => collection.flush('kept', (err) => (err ? reject(err) : resolve())))
-  t.same(collection.queueNames, ['gone', 'kept'])
+  t.same(collection.queueNames, ['kept'])
   t.equal(collection.peekQueue('kept')?.length, 0)
 })
 

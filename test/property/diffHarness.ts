@@ -18,12 +18,19 @@ export interface Transcript {
 type Pair = [RunningServer, RunningServer]
 /** The next pair, started while the current script runs (starting processes is most of the time). */
 let spare: Promise<Pair> | null = null
+/** Every pair started and not yet stopped: none may outlive the test (it would keep tap waiting). */
+const live = new Set<Promise<Pair>>()
+let finished = false
 
 function startPair(): Promise<Pair> {
-  return Promise.all([startServer(), startServer()])
+  const pair = Promise.all([startServer(), startServer()]) as Promise<Pair>
+  live.add(pair)
+  return pair
 }
 
-async function stopPair([a, b]: Pair): Promise<void> {
+async function stopPair(pair: Promise<Pair>): Promise<void> {
+  if (!live.delete(pair)) return
+  const [a, b] = await pair
   await Promise.all([a.stop(), b.stop()])
   removeDir(a.spool)
   removeDir(b.spool)
@@ -31,20 +38,21 @@ async function stopPair([a, b]: Pair): Promise<void> {
 
 /** Runs one script per call on a new pair of servers, stopped afterwards. */
 export async function withTwoServers<T>(fn: (a: RunningServer, b: RunningServer) => Promise<T>): Promise<T> {
-  const pair = await (spare ?? startPair())
-  spare = startPair()
+  const pair = spare ?? startPair()
+  spare = finished ? null : startPair()
   try {
-    return await fn(pair[0], pair[1])
+    const [a, b] = await pair
+    return await fn(a, b)
   } finally {
     await stopPair(pair)
   }
 }
 
-/** Stop the pair started ahead (at the end of the test). */
+/** Stop every pair still running, the one started ahead included (at the end of the test). */
 export async function stopSpare(): Promise<void> {
-  const pair = spare
+  finished = true
   spare = null
-  if (pair) await stopPair(await pair)
+  await Promise.all([...live].map((pair) => stopPair(pair)))
 }
 
 function open(port: number): Promise<Socket> {

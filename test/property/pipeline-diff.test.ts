@@ -54,11 +54,28 @@ const command: fc.Arbitrary<string> = fc.oneof(
   },
 )
 
-/** Mask the stats values that depend on the clock or the process, not on the commands. */
+/**
+ * Mask the stats values that depend on the clock or the process, not on the commands. So does
+ * bytes_written after an earlier stats reply: that reply's length depends on the masked values
+ * (uptime 9 or 10, an age of 5 or 12 ms), found by this test (seed 608891880: 887 vs 888).
+ */
 function mask(transcript: Buffer): string {
+  let replies = 0
+  let inStats = false
   return transcript
     .toString('latin1')
-    .replace(/^STAT (pid|uptime|time|rusage_user|rusage_system|queue_\S+_age) \S+\r$/gm, 'STAT $1 *\r')
+    .split('\n')
+    .map((line) => {
+      if (line.startsWith('STAT ')) {
+        if (!inStats) replies++
+        inStats = true
+      } else if (inStats) {
+        inStats = false
+      }
+      if (replies > 1 && line.startsWith('STAT bytes_written ')) return 'STAT bytes_written *\r'
+      return line.replace(/^STAT (pid|uptime|time|rusage_user|rusage_system|queue_\S+_age) \S+\r$/, 'STAT $1 *\r')
+    })
+    .join('\n')
 }
 
 function countMarkers(buf: Buffer): number {
@@ -79,6 +96,8 @@ const EXAMPLES: string[][] = [
   ['get a/t=60\r\n', 'set a 0 0 1\r\nZ\r\n', 'stats\r\n'],
   // A multi-get on queues still opening: the set must not reach its last key first.
   ['get a b/peek a\r\n', 'set a 0 0 1\r\nv\r\n', 'mg c v\r\n'],
+  // A confirmed open read's REMOVE record still in the journal's batch: logsize must count it.
+  ['ms b 1\r\nv\r\n', 'get b/open\r\n', 'get b/close\r\n', 'stats\r\n'],
 ]
 
 const runs = FUZZ ? 150 : 10
@@ -96,12 +115,16 @@ t.test(`text+meta: pipelined == one at a time (${runs} random scripts + ${EXAMPL
     if (p !== o) throw new Error(`script ${JSON.stringify(script)}\n${firstDifference(p, o)}`)
   })
   t.teardown(stopSpare)
-  await fc.assert(property, {
-    numRuns: runs,
-    examples: EXAMPLES.map((e) => [e]),
-    interruptAfterTimeLimit: Number(process.env['STARLING_FUZZ_SECONDS'] ?? (FUZZ ? 3000 : 30)) * 1000,
-    seed: process.env['STARLING_SEED'] ? Number(process.env['STARLING_SEED']) : undefined,
-  })
+  try {
+    await fc.assert(property, {
+      numRuns: runs,
+      examples: EXAMPLES.map((e) => [e]),
+      interruptAfterTimeLimit: Number(process.env['STARLING_FUZZ_SECONDS'] ?? (FUZZ ? 3000 : 30)) * 1000,
+      seed: process.env['STARLING_SEED'] ? Number(process.env['STARLING_SEED']) : undefined,
+    })
+  } finally {
+    await stopSpare()
+  }
   t.comment(`scripts run: ${scripts}; longest: ${longest.length} commands`)
   t.ok(scripts >= EXAMPLES.length, 'scripts ran')
 })

@@ -109,6 +109,7 @@ export class PersistentQueue implements ConsumerHost {
   get journalSize(): number {
     return this.journal.sizeOnDisk
   }
+  flushJournal(): void { if (!this.closed) this.journal.flushNow() } // stats: logsize counts earlier commands
 
   get journalRotations(): number {
     return this.journal.rotations

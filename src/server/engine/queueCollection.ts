@@ -151,7 +151,7 @@ export class QueueCollection {
   get(name: string, consumer: Consumer, options: QueueReadOptions, done: ItemCallback): void {
     this.counters.cmdGet++
     if (!this.slots.has(name) && !readCreatesQueue(name, options, this.refusesNewQueue(name))) {
-      // nothing to read, and nothing created (DESIGN §10)
+      // nothing to read, and nothing created (docs/architecture.md, "The path of one `get`")
       if (!options.abort && !(options.close && !options.open)) this.counters.getMisses++
       return done(null, null)
     }

@@ -1,7 +1,7 @@
 /**
  * Open journal files, shared by every queue: an LRU of file descriptors with a cap
  * (`max_open_journals`), so an idle queue holds no fd and a spool with far more journals than the
- * fd limit still starts and serves (DESIGN §10). A segment asks for its fd each time it needs one
+ * fd limit still starts and serves (docs/architecture.md, "Where each limit lives"). A segment asks for its fd each time it needs one
  * (`acquire`); a closed one is reopened on demand. An fd with an fsync in flight on the thread pool
  * is pinned: it is never closed under the fsync (its number could be reused by another file).
  */
