@@ -1,8 +1,7 @@
 /**
- * The journal layer: durable, per-queue, segmented journals in the spool directory.
- * See format.ts for the on-disk format, replay.ts for recovery, queueJournal.ts for batching,
- * fsync policy and compaction, spool.ts for the spool index and the journal factory, fdCache.ts for
- * the LRU of open journal files, starlingImport.ts for reading an old Starling spool.
+ * The journal layer: durable, per-queue, segmented journals in the spool directory. A plain
+ * barrel: README.md here says which file does what, and holds the format, the invariants and the
+ * crash-safety argument.
  */
 export type { JournalLogger } from './replay.js'
 export { FileQueueJournal } from './queueJournal.js'

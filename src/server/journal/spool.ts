@@ -21,7 +21,7 @@ import {
 } from './format.js'
 import { fsyncDir } from './fileOps.js'
 import { openJournals } from './fdCache.js'
-import { journalStats } from './journalCalls.js'
+import { journalStats } from './counters.js'
 import { FileQueueJournal } from './queueJournal.js'
 import { replaySegments, silentLogger, type JournalLogger } from './replay.js'
 import { readSegmentHeader } from './segment.js'

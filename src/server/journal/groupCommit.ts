@@ -1,0 +1,175 @@
+/**
+ * The fsync policy of one queue's journal (Kestrel's PeriodicSyncFile): when written records are
+ * made durable, and when the engine hears of it (README.md, invariant 6, "Crash safety").
+ * - `always`: a record's onDurable waits for an fsync. Group commit: one fsync is in flight at a
+ *   time, and every record written meanwhile shares the next one.
+ * - `<ms>`: onDurable runs once the write returned; an fsync follows within that many ms.
+ * - `never`: onDurable runs once the write returned; the OS decides when the disk sees it.
+ * fsyncs run on the libuv thread pool, so the event loop keeps taking commands meanwhile; every
+ * queue's fsyncs share a few slots (dirSync.ts), each pinning its fd in the LRU (fdCache.ts).
+ */
+import { ioError, runCallback } from './callbacks.js'
+import { countFsync } from './counters.js'
+import { fsyncSlot, syncDirAsync } from './dirSync.js'
+import { openJournals } from './fdCache.js'
+import { fdatasyncAsync, fdatasyncNow, fsyncDir } from './fileOps.js'
+import type { Segment } from './segment.js'
+import type { SyncPolicy, WriteCallback } from './types.js'
+import type { BatchRecord } from './writeBatch.js'
+
+export class GroupCommit {
+  /** onDurable callbacks of records written under `always`, waiting for the next fsync. */
+  private waiting: WriteCallback[] = []
+  /** Records written since the last fsync started. */
+  private unsynced = 0
+  /** The fd of the fsync in flight, 0 while it waits for a slot, -1 if none. */
+  private syncingFd = -1
+  private idleWaiters: Array<() => void> = []
+  private timer: NodeJS.Timeout | undefined
+
+  /**
+   * `current` is the segment being appended to: the one an fsync goes to. `dir` is the spool: a
+   * segment created by its first write needs the directory fsynced too.
+   */
+  constructor(
+    private readonly policy: SyncPolicy,
+    private readonly dir: string,
+    private readonly current: () => Segment,
+  ) {}
+
+  /**
+   * A batch was written to the current segment (the OS has it). Count it now: rotation, which runs
+   * before the callbacks, must know there is something to fsync.
+   */
+  written(records: BatchRecord[]): void {
+    this.unsynced += records.length
+  }
+
+  /** Run a written batch's callbacks, in record order, as the policy says. */
+  deliver(records: BatchRecord[]): void {
+    if (this.policy === 'always') {
+      for (const r of records) {
+        runCallback(r.onWritten, null)
+        if (r.onDurable) this.waiting.push(r.onDurable)
+      }
+      this.start()
+      return
+    }
+    for (const r of records) {
+      runCallback(r.onWritten, null)
+      runCallback(r.onDurable, null)
+    }
+    if (typeof this.policy === 'number' && this.timer === undefined) {
+      this.timer = setTimeout(() => {
+        this.timer = undefined
+        this.start()
+      }, this.policy)
+      this.timer.unref()
+    }
+  }
+
+  /** Records in the current segment are owed an fsync: sync them before appending elsewhere. */
+  get owesSync(): boolean {
+    return this.policy !== 'never' && (this.unsynced > 0 || this.waiting.length > 0 || this.syncingFd >= 0)
+  }
+
+  private start(): void {
+    if (this.syncingFd >= 0 || (this.unsynced === 0 && this.waiting.length === 0)) return
+    const cbs = this.waiting
+    const records = this.unsynced
+    this.waiting = []
+    this.unsynced = 0
+    const seg = this.current()
+    this.syncingFd = 0 // queued or in flight (the real fd once it starts)
+    // Fsyncs of all journals share a few slots: each pins an fd, and thousands of queues syncing
+    // at once (a shutdown, sync=always) must stay under the fd limit.
+    fsyncSlot((release) => {
+      let fd: number
+      try {
+        fd = openJournals.pin(seg)
+      } catch (err) {
+        this.syncingFd = -1
+        release()
+        return this.resolve(cbs, ioError(err, 'journal fsync failed'))
+      }
+      this.syncingFd = fd
+      const dirUnsynced = seg.dirUnsynced
+      fdatasyncAsync(fd, seg.path, (err) => {
+        // a file created by its first write: its directory entry is durable before the reply
+        if (err || !dirUnsynced) return this.afterSync(seg, cbs, records, err, release)
+        syncDirAsync(this.dir, (dirErr) => {
+          if (!dirErr) seg.dirUnsynced = false
+          this.afterSync(seg, cbs, records, dirErr, release)
+        })
+      })
+    })
+  }
+
+  private afterSync(seg: Segment, cbs: WriteCallback[], records: number, err: Error | null, release: () => void): void {
+    this.syncingFd = -1
+    openJournals.unpin(seg)
+    release()
+    countFsync(records)
+    this.resolve(cbs, err ? ioError(err, 'journal fsync failed') : null)
+  }
+
+  private resolve(cbs: WriteCallback[], e: Error | null): void {
+    for (const cb of cbs) runCallback(cb, e)
+    if (this.policy === 'always') this.start()
+    if (this.syncingFd < 0) {
+      const waiters = this.idleWaiters
+      this.idleWaiters = []
+      for (const w of waiters) w()
+    }
+  }
+
+  /** Resolves once no fsync is in flight. */
+  whenIdle(): Promise<void> {
+    if (this.syncingFd < 0) return Promise.resolve()
+    return new Promise((resolve) => this.idleWaiters.push(resolve))
+  }
+
+  /** fsync now, on this thread (rotation, carry-forward). */
+  syncNow(seg: Segment): void {
+    if (!seg.exists) return
+    fdatasyncNow(seg.fd, seg.path)
+    if (seg.dirUnsynced) {
+      fsyncDir(this.dir)
+      seg.dirUnsynced = false
+    }
+    if (seg === this.current()) {
+      countFsync(this.unsynced)
+      this.unsynced = 0
+    } else {
+      countFsync(0)
+    }
+  }
+
+  /**
+   * The last fsync before the journal closes, on the thread pool (the server closes every journal
+   * at once); none for an idle journal. Its error, if any.
+   */
+  async syncForClose(cur: Segment | undefined): Promise<Error | null> {
+    await this.whenIdle()
+    let err: Error | null = null
+    if (cur?.exists && (this.unsynced > 0 || this.waiting.length > 0 || cur.dirUnsynced)) {
+      this.unsynced = Math.max(1, this.unsynced)
+      this.waiting.push((e) => (err = e))
+      this.start()
+      await this.whenIdle()
+    }
+    return err
+  }
+
+  /** Give every record waiting for durability its outcome (close, destroy). */
+  settleWaiting(err: Error | null): void {
+    const cbs = this.waiting
+    this.waiting = []
+    for (const cb of cbs) runCallback(cb, err)
+  }
+
+  stopTimer(): void {
+    if (this.timer !== undefined) clearTimeout(this.timer)
+    this.timer = undefined
+  }
+}

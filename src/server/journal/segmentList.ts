@@ -1,0 +1,128 @@
+/**
+ * One queue's segments and what is live in them: the state the writer (queueJournal.ts),
+ * read-behind (readBehind.ts) and compaction (compaction.ts) share. It keeps the live index
+ * (liveIndex.ts) in step with the segment list; what it may hold, and why it is so small, is in
+ * README.md ("Invariants", "Read-behind and the live index").
+ */
+import { type CarriedItems, KnownSizes } from './liveIndex.js'
+import { findOriginal, type ReplayState } from './replay.js'
+import { ChunkReader, type Segment } from './segment.js'
+
+export class SegmentList {
+  /** Oldest first; only the last one is appended to. */
+  segments: Segment[]
+  readonly bySegno = new Map<number, Segment>()
+  /** The segments holding original ADDs, in order (their seq ranges ascend). */
+  originalSegments: Segment[]
+  readonly carried: CarriedItems
+  /** Record sizes of the live items in the memory region (see liveIndex.ts). */
+  readonly knownSizes = new KnownSizes()
+  /** Above every seq seen: the base seq of the next segment. */
+  nextSeq: number
+  /** Reads records back in big chunks; read-behind and carry-forward share it. */
+  readonly reader = new ChunkReader()
+
+  constructor(state: ReplayState) {
+    this.segments = state.segments
+    for (const s of this.segments) this.bySegno.set(s.segno, s)
+    this.originalSegments = this.segments.filter((s) => s.live.first >= 0)
+    this.carried = state.carried
+    this.nextSeq = state.nextSeq
+    // a small journal replay read whole: the first read-back needs no read
+    if (state.wholeFile) this.reader.seed(this.segments[0]!, 0, state.wholeFile)
+  }
+
+  /** The segment being appended to. */
+  get current(): Segment {
+    return this.segments[this.segments.length - 1]!
+  }
+
+  /** An original ADD of `seq` at `off` of the current segment (in the batch being built). */
+  addOriginal(seq: number, off: number, size: number): void {
+    const seg = this.current
+    if (seg.live.first < 0) this.originalSegments.push(seg)
+    seg.live.append(seq, off, size)
+    seg.liveCount++
+    seg.liveBytes += size
+    this.nextSeq = seq + 1
+  }
+
+  /**
+   * Take seq out of the live index and its segment's counts. The record size comes from the caller
+   * (a failed batch), the memory region's sizes, the carried entry, or, for an item removed while
+   * still on disk (rare: the engine removes items it holds), the segment's common/average size.
+   */
+  forget(seq: number, exactSize = 0): void {
+    const knownSize = this.knownSizes.take(seq)
+    const c = this.carried.get(seq)
+    if (c !== undefined) {
+      this.carried.delete(seq)
+      const seg = this.bySegno.get(c.segno)
+      if (seg) {
+        seg.liveCount--
+        seg.liveBytes = seg.liveCount === 0 ? 0 : Math.max(0, seg.liveBytes - c.size)
+      }
+      return
+    }
+    const seg = findOriginal(this.originalSegments, seq)
+    if (seg === undefined || !seg.live.kill(seq)) return
+    const live = seg.live
+    const size =
+      exactSize > 0 ? exactSize : knownSize > 0 ? knownSize : live.uniform > 0 ? live.uniform : live.count > 0 ? Math.round(live.bytes / live.count) : 0
+    seg.liveCount--
+    seg.liveBytes = seg.liveCount === 0 ? 0 : Math.max(0, seg.liveBytes - size)
+  }
+
+  /** A new segment to append to (rotation). */
+  push(seg: Segment): void {
+    this.segments.push(seg)
+    this.bySegno.set(seg.segno, seg)
+  }
+
+  /** Take the oldest segment out of the list (it is being deleted). */
+  shiftOldest(): Segment {
+    const seg = this.segments.shift()!
+    this.bySegno.delete(seg.segno)
+    if (this.originalSegments[0] === seg) this.originalSegments.shift()
+    this.reader.invalidate()
+    return seg
+  }
+
+  /** Replace every segment (reset, destroy): no item is live any more. Returns the old ones. */
+  replaceAll(segs: Segment[]): Segment[] {
+    const old = this.segments
+    this.segments = segs
+    this.bySegno.clear()
+    for (const s of segs) this.bySegno.set(s.segno, s)
+    this.originalSegments = []
+    this.carried.clear()
+    this.knownSizes.clear()
+    this.reader.invalidate()
+    return old
+  }
+
+  get sizeOnDisk(): number {
+    let n = 0
+    for (const s of this.segments) if (s.exists) n += s.size
+    return n
+  }
+
+  get liveItems(): number {
+    let n = 0
+    for (const s of this.segments) n += s.liveCount
+    return n
+  }
+
+  get liveBytes(): number {
+    let n = 0
+    for (const s of this.segments) n += s.liveBytes
+    return n
+  }
+
+  /** Bytes of memory the live index holds: bitmaps, checkpoints, carried entries, known sizes. */
+  get indexMemoryBytes(): number {
+    let n = this.carried.memoryBytes + this.knownSizes.memoryBytes
+    for (const s of this.segments) n += s.live.memoryBytes
+    return n
+  }
+}
