@@ -8,14 +8,8 @@ import type { Session } from '../dispatcher.js'
 import { unlimitedInput, type InputBudget } from './inputBudget.js'
 import type { Outbox } from './outbox.js'
 
-export interface ProtocolLimits {
-  /** Largest item payload (memcached item_size_max). */
-  maxItemSize: number
-  /** Longest key, options included. */
-  maxKeyLength: number
-  /** Longest text command line without its data block. */
-  maxLineLength: number
-}
+import type { ProtocolLimits } from './limits.js'
+export type { ProtocolLimits }
 
 export interface ConnectionControl {
   /** Close the connection after the replies already queued are written. */

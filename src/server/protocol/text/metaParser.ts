@@ -14,7 +14,7 @@
  * never hidden. Return flags come back in request order; O and k are echoed on every reply.
  */
 import { StarlingError } from '../../errors.js'
-import type { ProtocolLimits } from '../handler.js'
+import type { ProtocolLimits } from '../limits.js'
 import { badCommandLine, command, failure, type MetaReturnFlags, type ParseResult } from './commands.js'
 import type { Tokens } from './tokens.js'
 

@@ -15,7 +15,7 @@
  * - a declared length over maxItemSize is refused at once and its data block discarded unread.
  */
 import { StarlingError } from '../../errors.js'
-import type { ProtocolLimits } from '../handler.js'
+import type { ProtocolLimits } from '../limits.js'
 import { badCommandLine, command, failure, type ParseResult, type TextCommand } from './commands.js'
 import { parseMetaCommand } from './metaParser.js'
 import { Tokens, findNewline } from './tokens.js'
