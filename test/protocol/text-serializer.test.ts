@@ -80,7 +80,7 @@ t.test('stats and version', async (t) => {
 })
 
 t.test('meta status lines: flags in request order, O and k echoed without an item', async (t) => {
-  const ret = (over: Partial<MetaReturnFlags> = {}): MetaReturnFlags => ({
+  const returns = (over: Partial<MetaReturnFlags> = {}): MetaReturnFlags => ({
     order: '',
     opaque: '',
     keyToken: 'q',
@@ -89,12 +89,12 @@ t.test('meta status lines: flags in request order, O and k echoed without an ite
     ...over,
   })
   const item = { flags: 7, size: 5, cas: 99, ttlSeconds: -1 }
-  t.equal(text(S.metaLine('HD', ret(), null)), 'HD\r\n')
-  t.equal(S.metaLine('HD', ret(), null), S.HD, 'constant reused')
-  t.equal(text(S.metaLine('VA 5', ret({ order: 'fstck' }), item)), 'VA 5 f7 s5 t-1 c99 kq\r\n')
-  t.equal(text(S.metaLine('VA 5', ret({ order: 'kcOf', opaque: 'abc' }), item)), 'VA 5 kq c99 Oabc f7\r\n')
-  t.equal(text(S.metaLine('EN', ret({ order: 'fOks', opaque: '1' }), null)), 'EN O1 kq\r\n')
-  t.equal(text(S.metaLine('NF', ret({ order: 'k', keyToken: 'cQ==', base64: true }), null)), 'NF kcQ== b\r\n')
-  t.equal(text(S.metaLine('NS', ret({ order: 'O', opaque: 'x' }), null)), 'NS Ox\r\n')
-  t.equal(text(S.metaLine('HD', ret({ order: 't' }), { ...item, ttlSeconds: 30 })), 'HD t30\r\n')
+  t.equal(text(S.metaLine('HD', returns(), null)), 'HD\r\n')
+  t.equal(S.metaLine('HD', returns(), null), S.HD, 'constant reused')
+  t.equal(text(S.metaLine('VA 5', returns({ order: 'fstck' }), item)), 'VA 5 f7 s5 t-1 c99 kq\r\n')
+  t.equal(text(S.metaLine('VA 5', returns({ order: 'kcOf', opaque: 'abc' }), item)), 'VA 5 kq c99 Oabc f7\r\n')
+  t.equal(text(S.metaLine('EN', returns({ order: 'fOks', opaque: '1' }), null)), 'EN O1 kq\r\n')
+  t.equal(text(S.metaLine('NF', returns({ order: 'k', keyToken: 'cQ==', base64: true }), null)), 'NF kcQ== b\r\n')
+  t.equal(text(S.metaLine('NS', returns({ order: 'O', opaque: 'x' }), null)), 'NS Ox\r\n')
+  t.equal(text(S.metaLine('HD', returns({ order: 't' }), { ...item, ttlSeconds: 30 })), 'HD t30\r\n')
 })

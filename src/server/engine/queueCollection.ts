@@ -21,7 +21,7 @@ type QueueOp = ((queue: PersistentQueue | null, err?: StarlingError) => void) & 
   retry?: () => void
 }
 
-interface Slot {
+interface QueueEntry {
   queue: PersistentQueue | null
   /** Operations waiting for the queue to be ready (loading, flushing, deleting). */
   waiting: QueueOp[] | null
@@ -52,7 +52,7 @@ function readCreatesQueue(name: string, o: QueueReadOptions, refused: boolean): 
 }
 
 export class QueueCollection {
-  private readonly slots = new Map<string, Slot>()
+  private readonly slots = new Map<string, QueueEntry>()
   /** Deleted queues whose files are still being removed: a new queue of that name opens after. */
   private readonly removing = new Map<string, Promise<void>>()
   private readonly names = new SortedNames()
@@ -284,7 +284,7 @@ export class QueueCollection {
    * operation (flush, delete): the rest then wait again, behind it — they must not see the queue
    * it is emptying or destroying. Operations on a queue deleted meanwhile start over on a new one.
    */
-  private runWaiting(name: string, slot: Slot, waiting: QueueOp[], cause?: StarlingError): void {
+  private runWaiting(name: string, slot: QueueEntry, waiting: QueueOp[], cause?: StarlingError): void {
     for (let i = 0; i < waiting.length; i++) {
       const fn = waiting[i]!
       if (this.slots.get(name) !== slot && slot.queue !== null) {

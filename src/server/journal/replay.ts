@@ -219,11 +219,11 @@ const PROGRESS_LOG_MS = Number(process.env.STARLING_REPLAY_PROGRESS_MS ?? 1000)
 const headBuf = Buffer.allocUnsafe(64 * 1024 + 64)
 
 /**
- * Replay one queue. `known` is its segment numbers when the caller listed the spool already (the
+ * Replay one queue. `listedSegnos` is its segment numbers when the caller listed the spool already (the
  * spool index: no directory scan per queue); otherwise the directory is read.
  */
-export function replaySegments(dir: string, encoded: string, queue: string, logger: EventLogger, known?: number[]): ReplayState {
-  let segnos = known ?? listSegments(dir, encoded)
+export function replaySegments(dir: string, encoded: string, queue: string, logger: EventLogger, listedSegnos?: number[]): ReplayState {
+  let segnos = listedSegnos ?? listSegments(dir, encoded)
   // headers first: completes an interrupted reset/delete before reading any record
   const headers = new Map<number, SegmentHeader>()
   const opened = new Map<number, Segment>()

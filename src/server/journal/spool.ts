@@ -111,14 +111,14 @@ export function createJournalFactory(options: JournalFactoryOptions = {}): Journ
       // From the index when the spool was listed: a queue not in it has no files (it is new, or
       // was opened once already and then deleted); the journal owns its segments from now on.
       const index = indexes.get(o.dir)
-      let known: number[] | undefined
+      let listedSegnos: number[] | undefined
       if (index) {
-        known = index.get(encoded) ?? []
+        listedSegnos = index.get(encoded) ?? []
         index.delete(encoded)
       } else {
         fs.mkdirSync(o.dir, { recursive: true, mode: 0o700 })
       }
-      const state = replaySegments(o.dir, encoded, o.queue, logger, known)
+      const state = replaySegments(o.dir, encoded, o.queue, logger, listedSegnos)
       const journal = new FileQueueJournal(
         { dir: o.dir, queue: o.queue, encoded, sync: o.sync, maxJournalSize: o.maxJournalSize, logger },
         state,

@@ -112,7 +112,7 @@ export interface MetaGetCommand {
   key: string
   /** `v`: return the value in a data block. */
   value: boolean
-  ret: MetaReturnFlags
+  returns: MetaReturnFlags
 }
 
 /** `ms <key> <datalen> <flags>*` with its data block: enqueue. */
@@ -125,14 +125,14 @@ export interface MetaSetCommand {
   refusedMode: boolean
   /** A view of the input buffer: valid only until the handler returns. */
   data: Buffer
-  ret: MetaReturnFlags
+  returns: MetaReturnFlags
 }
 
 /** `md <key> <flags>*`: drop the queue. */
 export interface MetaDeleteCommand {
   type: 'md'
   key: string
-  ret: MetaReturnFlags
+  returns: MetaReturnFlags
 }
 
 /** `mn`: answered MN, the pipeline end marker. */

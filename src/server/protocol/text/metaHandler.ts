@@ -28,11 +28,11 @@ export function executeMeta(cmd: MetaCommand, ctx: MetaContext): void {
       ctx.out.push(EN)
       return
     case 'mg':
-      return metaGet(cmd.key, cmd.value, cmd.ret, ctx)
+      return metaGet(cmd.key, cmd.value, cmd.returns, ctx)
     case 'ms':
       return metaSet(cmd, ctx)
     case 'md':
-      return metaDelete(cmd.key, cmd.ret, ctx)
+      return metaDelete(cmd.key, cmd.returns, ctx)
   }
 }
 
@@ -41,7 +41,7 @@ function replyLater(ctx: MetaContext, run: (fill: (...chunks: Buffer[]) => void)
   ctx.out.later(run, (err) => [replyFor(err)], settled)
 }
 
-function metaGet(key: string, value: boolean, ret: MetaReturnFlags, ctx: MetaContext): void {
+function metaGet(key: string, value: boolean, returns: MetaReturnFlags, ctx: MetaContext): void {
   let parsed
   try {
     parsed = parseQueueKey(key, ctx.limits.maxKeyLength)
@@ -55,10 +55,10 @@ function metaGet(key: string, value: boolean, ret: MetaReturnFlags, ctx: MetaCon
     (fill) =>
       ctx.session.get(queue, options, (err, item) => {
         if (err) return fill(errorReply(err))
-        if (!item) return ret.quiet ? fill() : fill(metaLine('EN', ret, null))
+        if (!item) return returns.quiet ? fill() : fill(metaLine('EN', returns, null))
         const info = itemInfo(item)
-        if (!value) return fill(metaLine('HD', ret, info))
-        fill(metaLine('VA ' + item.data.length, ret, info), item.data, CRLF)
+        if (!value) return fill(metaLine('HD', returns, info))
+        fill(metaLine('VA ' + item.data.length, returns, info), item.data, CRLF)
       }),
     options.timeoutMs > 0 ? ctx.hold() : undefined,
   )
@@ -73,18 +73,18 @@ function metaSet(cmd: Extract<MetaCommand, { type: 'ms' }>, ctx: MetaContext): v
     return
   }
   if (cmd.refusedMode) {
-    ctx.out.push(metaLine('NS', cmd.ret, null))
+    ctx.out.push(metaLine('NS', cmd.returns, null))
     return
   }
   replyLater(ctx, (fill) =>
     ctx.session.set(queue, cmd.flags, cmd.exptime, cmd.data, (err) => {
       if (err) return fill(errorReply(err))
-      return cmd.ret.quiet ? fill() : fill(metaLine('HD', cmd.ret, null))
+      return cmd.returns.quiet ? fill() : fill(metaLine('HD', cmd.returns, null))
     }),
   )
 }
 
-function metaDelete(key: string, ret: MetaReturnFlags, ctx: MetaContext): void {
+function metaDelete(key: string, returns: MetaReturnFlags, ctx: MetaContext): void {
   let queue: string
   try {
     queue = plainQueueName(key, ctx.limits.maxKeyLength, 'md')
@@ -95,8 +95,8 @@ function metaDelete(key: string, ret: MetaReturnFlags, ctx: MetaContext): void {
   replyLater(ctx, (fill) =>
     ctx.session.delete(queue, (err, existed) => {
       if (err) return fill(errorReply(err))
-      if (!existed) return fill(metaLine('NF', ret, null))
-      return ret.quiet ? fill() : fill(metaLine('HD', ret, null))
+      if (!existed) return fill(metaLine('NF', returns, null))
+      return returns.quiet ? fill() : fill(metaLine('HD', returns, null))
     }),
   )
 }

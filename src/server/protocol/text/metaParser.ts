@@ -38,7 +38,7 @@ const RETURNED = 'kOfstc'
 const WITH_TOKEN = 'OFTM'
 
 interface FlagScan {
-  ret: MetaReturnFlags
+  returns: MetaReturnFlags
   value: boolean
   clientFlags: number
   exptime: number
@@ -72,8 +72,8 @@ export function parseMetaCommand(
       if (n > MAX_META_TOKENS) return failure(lineLength, clientError('options flags too long'))
       const scan = scanFlags(kind, tokens, 2)
       if (scan instanceof StarlingError) return failure(lineLength, scan)
-      if (kind === 'mg') return command(lineLength, { type: 'mg', key: scan.key, value: scan.value, ret: scan.ret })
-      return command(lineLength, { type: 'md', key: scan.key, ret: scan.ret })
+      if (kind === 'mg') return command(lineLength, { type: 'mg', key: scan.key, value: scan.value, returns: scan.returns })
+      return command(lineLength, { type: 'md', key: scan.key, returns: scan.returns })
     }
   }
 }
@@ -112,14 +112,14 @@ function parseMetaSet(
     exptime: scan.exptime,
     refusedMode: scan.refusedMode,
     data: buf.subarray(dataStart, dataEnd),
-    ret: scan.ret,
+    returns: scan.returns,
   })
 }
 
 function scanFlags(kind: 'mg' | 'ms' | 'md', tokens: Tokens, first: number): FlagScan | StarlingError {
   const allowed = ALLOWED[kind]
   const scan: FlagScan = {
-    ret: { order: '', opaque: '', keyToken: tokens.text(1), base64: false, quiet: false },
+    returns: { order: '', opaque: '', keyToken: tokens.text(1), base64: false, quiet: false },
     value: false,
     clientFlags: 0,
     exptime: 0,
@@ -133,20 +133,20 @@ function scanFlags(kind: 'mg' | 'ms' | 'md', tokens: Tokens, first: number): Fla
     if (!WITH_TOKEN.includes(letter) && tokens.length(i) !== 1) return clientError('bad flag')
     if (seen.includes(letter)) return clientError('duplicate flag')
     seen += letter
-    if (RETURNED.includes(letter)) scan.ret.order += letter
+    if (RETURNED.includes(letter)) scan.returns.order += letter
     switch (letter) {
       case 'b':
-        scan.ret.base64 = true
+        scan.returns.base64 = true
         break
       case 'q':
-        scan.ret.quiet = true
+        scan.returns.quiet = true
         break
       case 'v':
         scan.value = true
         break
       case 'O':
         if (tokens.length(i) - 1 > MAX_OPAQUE_LENGTH) return clientError('opaque token too long')
-        scan.ret.opaque = tokens.valueText(i)
+        scan.returns.opaque = tokens.valueText(i)
         break
       case 'F': {
         const flags = tokens.unsigned(i, 1, 0xffffffff)
@@ -171,12 +171,12 @@ function scanFlags(kind: 'mg' | 'ms' | 'md', tokens: Tokens, first: number): Fla
       // c f k s t u: nothing to do until the reply.
     }
   }
-  if (scan.ret.base64) {
-    const decoded = decodeBase64Key(scan.ret.keyToken)
+  if (scan.returns.base64) {
+    const decoded = decodeBase64Key(scan.returns.keyToken)
     if (decoded === null) return clientError('error decoding key')
     scan.key = decoded
   } else {
-    scan.key = scan.ret.keyToken
+    scan.key = scan.returns.keyToken
   }
   return scan
 }

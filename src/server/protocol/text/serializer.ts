@@ -127,15 +127,15 @@ export interface MetaItemInfo {
  * The return flags of a meta reply, in request order, each with a leading space. Without an item
  * (EN, HD of ms/md, NS, NF) only the opaque and the key are echoed, as memcached does.
  */
-export function metaFlags(ret: MetaReturnFlags, item: MetaItemInfo | null): string {
+export function metaFlags(returns: MetaReturnFlags, item: MetaItemInfo | null): string {
   let text = ''
-  for (let i = 0; i < ret.order.length; i++) {
-    switch (ret.order[i]) {
+  for (let i = 0; i < returns.order.length; i++) {
+    switch (returns.order[i]) {
       case 'O':
-        text += ' O' + ret.opaque
+        text += ' O' + returns.opaque
         break
       case 'k':
-        text += ret.base64 ? ` k${ret.keyToken} b` : ` k${ret.keyToken}`
+        text += returns.base64 ? ` k${returns.keyToken} b` : ` k${returns.keyToken}`
         break
       case 'f':
         if (item) text += ' f' + item.flags
@@ -155,8 +155,8 @@ export function metaFlags(ret: MetaReturnFlags, item: MetaItemInfo | null): stri
 }
 
 /** A meta status line: `HD`, `EN`, `NS`, `NF`, `VA <size>` followed by the return flags. */
-export function metaLine(code: string, ret: MetaReturnFlags, item: MetaItemInfo | null): Buffer {
-  const flags = metaFlags(ret, item)
+export function metaLine(code: string, returns: MetaReturnFlags, item: MetaItemInfo | null): Buffer {
+  const flags = metaFlags(returns, item)
   if (flags === '') {
     switch (code) {
       case 'HD':
