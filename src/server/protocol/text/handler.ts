@@ -5,7 +5,8 @@
  * and closes through `connection.end()`.
  */
 import { NEED_MORE, ProtocolHandler } from '../handler.js'
-import { parseQueueKey, parseSetKey, plainQueueName, type ParsedKey } from '../keyOptions.js'
+import { plainQueueName, type ParsedKey } from '../keyOptions.js'
+import { readKeyOrRefuse, setKeyOrRefuse } from './keys.js'
 import { statsStream } from '../statsStream.js'
 import {
   failure,
@@ -170,13 +171,8 @@ export class TextHandler extends ProtocolHandler {
   }
 
   private set(cmd: SetCommand): void {
-    let queue: string
-    try {
-      queue = parseSetKey(cmd.key, this.limits.maxKeyLength)
-    } catch (err) {
-      if (!cmd.noreply) this.out.push(replyFor(err))
-      return
-    }
+    const queue = setKeyOrRefuse(this.out, cmd.key, this.limits.maxKeyLength, cmd.noreply)
+    if (queue === null) return
     const noreply = cmd.noreply
     this.later(
       (done) =>
@@ -195,11 +191,10 @@ export class TextHandler extends ProtocolHandler {
    */
   private get(cmd: GetCommand): void {
     const keys: ParsedKey[] = []
-    try {
-      for (const key of cmd.keys) keys.push(parseQueueKey(key, this.limits.maxKeyLength))
-    } catch (err) {
-      this.out.push(replyFor(err))
-      return
+    for (const key of cmd.keys) {
+      const parsed = readKeyOrRefuse(this.out, key, this.limits.maxKeyLength)
+      if (parsed === null) return
+      keys.push(parsed)
     }
     // A blocking get holds later commands until it is answered: they must not feed it or see the
     // queue before it (memcached clients expect the wait to come first). So does a multi-get: its

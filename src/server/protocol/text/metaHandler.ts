@@ -5,7 +5,8 @@
  */
 import type { DeliveredItem, Session } from '../../dispatcher.js'
 import type { ProtocolLimits } from '../handler.js'
-import { parseQueueKey, parseSetKey, plainQueueName } from '../keyOptions.js'
+import { plainQueueName } from '../keyOptions.js'
+import { readKeyOrRefuse, setKeyOrRefuse } from './keys.js'
 import type { Outbox } from '../outbox.js'
 import type { MetaCommand, MetaReturnFlags } from './commands.js'
 import { CRLF, EN, MN, errorReply, metaLine, replyFor, type MetaItemInfo } from './serializer.js'
@@ -42,13 +43,8 @@ function replyLater(ctx: MetaContext, run: (fill: (...chunks: Buffer[]) => void)
 }
 
 function metaGet(key: string, value: boolean, returns: MetaReturnFlags, ctx: MetaContext): void {
-  let parsed
-  try {
-    parsed = parseQueueKey(key, ctx.limits.maxKeyLength)
-  } catch (err) {
-    ctx.out.push(replyFor(err))
-    return
-  }
+  const parsed = readKeyOrRefuse(ctx.out, key, ctx.limits.maxKeyLength)
+  if (parsed === null) return
   const { queue, options } = parsed
   replyLater(
     ctx,
@@ -65,13 +61,8 @@ function metaGet(key: string, value: boolean, returns: MetaReturnFlags, ctx: Met
 }
 
 function metaSet(cmd: Extract<MetaCommand, { type: 'ms' }>, ctx: MetaContext): void {
-  let queue: string
-  try {
-    queue = parseSetKey(cmd.key, ctx.limits.maxKeyLength)
-  } catch (err) {
-    ctx.out.push(replyFor(err))
-    return
-  }
+  const queue = setKeyOrRefuse(ctx.out, cmd.key, ctx.limits.maxKeyLength)
+  if (queue === null) return
   if (cmd.refusedMode) {
     ctx.out.push(metaLine('NS', cmd.returns, null))
     return

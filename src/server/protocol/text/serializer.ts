@@ -60,12 +60,12 @@ export function errorReply(err: StarlingError): Buffer {
   }
 }
 
-/** For an error that is not a StarlingError (a bug below us): never leak a stack, never crash. */
 /** The reply for anything thrown: a typed error's own reply, else SERVER_ERROR with its message. */
 export function replyFor(err: unknown): Buffer {
   return err instanceof StarlingError ? errorReply(err) : internalErrorReply(err)
 }
 
+/** For an error that is not a StarlingError (a bug below us): never leak a stack, never crash. */
 export function internalErrorReply(err: unknown): Buffer {
   const message = err instanceof Error ? err.message : String(err)
   return line('SERVER_ERROR ' + oneLine(message || 'internal error'))
