@@ -153,14 +153,15 @@ export function createSegment(o: NewSegmentOptions): Segment {
   const name = segmentFileName(o.encoded, o.segno)
   const path = join(o.dir, name)
   const tmp = path + TMP_SUFFIX
-  const header = encodeHeader({
+  const fields = {
     flags: o.flags,
     segno: o.segno,
     baseSeq: o.baseSeq,
     importFingerprint: o.importFingerprint ?? 0,
     importSize: o.importSize ?? 0,
     queue: o.queue,
-  })
+  }
+  const header = encodeHeader(fields)
   const fd = openNow(tmp, 'w+')
   try {
     writeFully(fd, header, header.length, 0, tmp)
@@ -174,22 +175,7 @@ export function createSegment(o: NewSegmentOptions): Segment {
     renameNow(tmp, path)
     if (o.failpoints) failpoint(o.failpoints[1])
     fsyncDir(o.dir)
-    const seg = new Segment(
-      o.segno,
-      path,
-      {
-        version: FORMAT_VERSION,
-        flags: o.flags,
-        segno: o.segno,
-        baseSeq: o.baseSeq,
-        importFingerprint: o.importFingerprint ?? 0,
-        importSize: o.importSize ?? 0,
-        queue: o.queue,
-        length: header.length,
-      },
-      header.length,
-      size,
-    )
+    const seg = new Segment(o.segno, path, { ...fields, version: FORMAT_VERSION, length: header.length }, header.length, size)
     openJournals.adopt(seg, fd)
     return seg
   } catch (err) {
