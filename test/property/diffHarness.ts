@@ -7,6 +7,7 @@
  */
 import { connect, type Socket } from 'node:net'
 import { startServer, removeDir, type RunningServer } from '../helpers/server.js'
+import fc from 'fast-check'
 
 /** How many scripts to run: a few under `npm test`, many under `npm run fuzz`. */
 export const FUZZ = process.env['STARLING_FUZZ'] === '1'
@@ -149,4 +150,22 @@ export function firstDifference(p: string, o: string): string {
   while (i < p.length && i < o.length && p[i] === o[i]) i++
   const from = Math.max(0, i - 120)
   return `at byte ${i}:\n  pipelined:  ${JSON.stringify(p.slice(from, i + 120))}\n  one by one: ${JSON.stringify(o.slice(from, i + 120))}`
+}
+
+/**
+ * Run a differential property with the fixed examples first: a bounded number of random scripts
+ * under `npm test` (at most 30 s), many under `npm run fuzz`; `STARLING_FUZZ_SECONDS` and
+ * `STARLING_SEED` bound or replay a run. The spare server pair is stopped whatever happens.
+ */
+export async function assertDifferential<T>(property: fc.IAsyncPropertyWithHooks<[T]>, examples: T[], numRuns: number): Promise<void> {
+  try {
+    await fc.assert(property, {
+      numRuns,
+      examples: examples.map((e): [T] => [e]),
+      interruptAfterTimeLimit: Number(process.env['STARLING_FUZZ_SECONDS'] ?? (FUZZ ? 3000 : 30)) * 1000,
+      seed: process.env['STARLING_SEED'] ? Number(process.env['STARLING_SEED']) : undefined,
+    })
+  } finally {
+    await stopSpare()
+  }
 }

@@ -5,7 +5,7 @@
  */
 import t from 'tap'
 import fc from 'fast-check'
-import { FUZZ, firstDifference, runBoth, stopSpare, withTwoServers } from './diffHarness.js'
+import { assertDifferential, FUZZ, firstDifference, runBoth, stopSpare, withTwoServers } from './diffHarness.js'
 import { decodeResponse, frame, op, set, u32s } from '../helpers/binary.js'
 
 const QUEUES = ['a', 'b', 'c']
@@ -137,16 +137,7 @@ t.test(`binary: pipelined == one at a time (${runs} random scripts + ${EXAMPLES.
     if (p !== o) throw new Error(`script ${JSON.stringify(script.map((r) => r.label))}\n${firstDifference(p, o)}`)
   })
   t.teardown(stopSpare)
-  try {
-    await fc.assert(property, {
-      numRuns: runs,
-      examples: EXAMPLES.map((e) => [e]),
-      interruptAfterTimeLimit: Number(process.env['STARLING_FUZZ_SECONDS'] ?? (FUZZ ? 3000 : 30)) * 1000,
-      seed: process.env['STARLING_SEED'] ? Number(process.env['STARLING_SEED']) : undefined,
-    })
-  } finally {
-    await stopSpare()
-  }
+  await assertDifferential(property, EXAMPLES, runs)
   t.comment(`scripts run: ${scripts}; longest: ${longest} requests`)
   t.ok(scripts >= EXAMPLES.length, 'scripts ran')
 })

@@ -6,7 +6,7 @@
  */
 import t from 'tap'
 import fc from 'fast-check'
-import { FUZZ, firstDifference, runBoth, stopSpare, withTwoServers } from './diffHarness.js'
+import { assertDifferential, FUZZ, firstDifference, runBoth, stopSpare, withTwoServers } from './diffHarness.js'
 
 const QUEUES = ['a', 'b', 'c']
 const MARKER = Buffer.from('mn\r\n')
@@ -117,16 +117,7 @@ t.test(`text+meta: pipelined == one at a time (${runs} random scripts + ${EXAMPL
     if (p !== o) throw new Error(`script ${JSON.stringify(script)}\n${firstDifference(p, o)}`)
   })
   t.teardown(stopSpare)
-  try {
-    await fc.assert(property, {
-      numRuns: runs,
-      examples: EXAMPLES.map((e) => [e]),
-      interruptAfterTimeLimit: Number(process.env['STARLING_FUZZ_SECONDS'] ?? (FUZZ ? 3000 : 30)) * 1000,
-      seed: process.env['STARLING_SEED'] ? Number(process.env['STARLING_SEED']) : undefined,
-    })
-  } finally {
-    await stopSpare()
-  }
+  await assertDifferential(property, EXAMPLES, runs)
   t.comment(`scripts run: ${scripts}; longest: ${longest.length} commands`)
   t.ok(scripts >= EXAMPLES.length, 'scripts ran')
 })
