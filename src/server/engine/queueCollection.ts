@@ -183,14 +183,9 @@ export class QueueCollection {
         this.names.remove()
         this.forgetChild(name)
         const removed = queue.destroy()
-        const settled = removed.then(
-          () => {},
-          () => {},
-        )
+        const settled = removed.catch(() => {}) // a failure is the delete's to report, not the next open's
         this.removing.set(name, settled)
-        void settled.then(() => {
-          if (this.removing.get(name) === settled) this.removing.delete(name)
-        })
+        void settled.then(() => this.removing.get(name) === settled && this.removing.delete(name))
         await removed
       },
       (err) => done(err, true),
