@@ -59,6 +59,42 @@ t.test('sync=always: group commit, onDurable only after an fsync that began afte
   await journal.close()
 })
 
+t.test('sync=always: each batch starts its own fsync at once (up to 4 in flight), resolved in order', async (t) => {
+  const dir = tempSpool(t)
+  const { journal } = await open(dir, { sync: 'always' })
+  t.same(await addOutcome(journal, item(1)), { written: null, durable: null }, 'the file exists and is durable')
+  let starts = 0
+  setFaultInjector(({ op, path }) => {
+    if (op === 'fsync' && path !== dir) starts++
+    return undefined
+  })
+  const order: number[] = []
+  const durable: Promise<Error | null>[] = []
+  // six batches written back to back, without yielding: no fsync can have ended in between
+  for (let s = 2; s <= 7; s++) {
+    durable.push(
+      new Promise((resolve) =>
+        journal.add(item(s), () => {}, (err) => {
+          order.push(s)
+          resolve(err)
+        }),
+      ),
+    )
+    journal.flushNow()
+  }
+  t.equal(starts, 4, 'the first four batches each started an fsync at once; the next two wait')
+  journal.remove(1)
+  journal.flushNow()
+  t.equal(starts, 4, 'a batch of REMOVEs only starts none while fsyncs are in flight')
+  t.same(await Promise.all(durable), [null, null, null, null, null, null])
+  t.same(order, [2, 3, 4, 5, 6, 7], 'onDurable in write order, whichever fsync ended first')
+  t.equal(starts, 5, 'the two waiting batches and the REMOVE shared one fsync')
+  await journal.close()
+  const { journal: j2, replay } = await open(dir)
+  t.same(seqsOf(replay.items), [2, 3, 4, 5, 6, 7])
+  await j2.close()
+})
+
 t.test('sync=<ms>: onDurable with onWritten, an fsync follows within the interval', async (t) => {
   const dir = tempSpool(t)
   const { journal } = await open(dir, { sync: 20 })

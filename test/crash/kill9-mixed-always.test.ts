@@ -1,0 +1,93 @@
+/**
+ * Durability by crash under `sync: always` with producers and consumers at once (the load where
+ * several fsyncs of one journal are in flight and REMOVEs ride along with the sets' fsyncs):
+ * kill -9 mid-load, restart, and the queue holds exactly what was acknowledged and not consumed.
+ * - every STORED item is either consumed (its get was answered) or comes back;
+ * - no answered get's item comes back (its REMOVE was written before the reply);
+ * - nothing comes back twice, and each producer's items come back in its order.
+ */
+import t from 'tap'
+import { startServer, removeDir } from '../helpers/server.js'
+import { RawClient } from '../helpers/textClient.js'
+
+const PRODUCERS = 8
+const CONSUMERS = 4
+
+async function drain(port: number, queue: string): Promise<string[]> {
+  const c = await RawClient.connect(port)
+  const out: string[] = []
+  for (;;) {
+    const v = await c.get(queue)
+    if (v === null) break
+    out.push(v)
+  }
+  c.close()
+  return out
+}
+
+t.test('kill -9 under sync: always while 8 producers and 4 consumers run', async (t) => {
+  const s = await startServer({ config: { sync: 'always' } })
+  t.teardown(() => removeDir(s.spool))
+  const stored: string[][] = Array.from({ length: PRODUCERS }, () => [])
+  const consumed: string[] = []
+  let stop = false
+  const producers = stored.map(async (list, p) => {
+    const c = await RawClient.connect(s.port)
+    let i = 0
+    try {
+      while (!stop) {
+        // several sets in flight per connection at the moment of the kill
+        const batch: string[] = []
+        for (let k = 0; k < 4; k++) batch.push(`p${p}-${i++}-${'y'.repeat(200)}`)
+        c.send(batch.map((v) => `set mixed 0 0 ${v.length}\r\n${v}\r\n`).join(''))
+        for (const v of batch) {
+          const reply = await c.line(10000)
+          if (reply !== 'STORED') throw new Error(reply)
+          list.push(v)
+        }
+      }
+    } catch {
+      /* the server died under us: what was acknowledged is in `list` */
+    }
+  })
+  const consumers = Array.from({ length: CONSUMERS }, async () => {
+    const c = await RawClient.connect(s.port)
+    try {
+      while (!stop) {
+        const v = await c.get('mixed')
+        if (v !== null) consumed.push(v)
+        else await new Promise((r) => setTimeout(r, 1))
+      }
+    } catch {
+      /* the server died under us */
+    }
+  })
+  // let both sides run until the queue has seen traffic both ways (bounded: the machine is shared)
+  const deadline = Date.now() + 20_000
+  await new Promise((r) => setTimeout(r, 700))
+  while ((consumed.length < 50 || stored.flat().length < 200) && Date.now() < deadline) {
+    await new Promise((r) => setTimeout(r, 100))
+  }
+  await s.kill()
+  stop = true
+  await Promise.all([...producers, ...consumers])
+  const acked = stored.flat()
+  t.ok(acked.length >= 200, `${acked.length} sets acknowledged before the kill`)
+  t.ok(consumed.length >= 50, `${consumed.length} items consumed before the kill`)
+  t.equal(new Set(consumed).size, consumed.length, 'no item handed out twice before the kill')
+
+  const again = await startServer({ spool: s.spool })
+  t.teardown(() => void again.stop())
+  const items = await drain(again.port, 'mixed')
+  t.equal(new Set(items).size, items.length, 'no duplicates after the restart')
+  const back = new Set(items)
+  const gone = new Set(consumed)
+  const lost = acked.filter((v) => !back.has(v) && !gone.has(v))
+  t.equal(lost.length, 0, `no acknowledged, unconsumed item lost (${lost.slice(0, 3).join(', ')})`)
+  const resurrected = consumed.filter((v) => back.has(v))
+  t.equal(resurrected.length, 0, `no consumed item comes back (${resurrected.slice(0, 3).join(', ')})`)
+  for (let p = 0; p < PRODUCERS; p++) {
+    const mine = items.filter((v) => v.startsWith(`p${p}-`)).map((v) => Number(v.split('-')[1]))
+    t.same(mine, [...mine].sort((a, b) => a - b), `producer ${p} in order`)
+  }
+})
