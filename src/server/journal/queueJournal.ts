@@ -254,7 +254,6 @@ export class FileQueueJournal implements QueueJournal {
     this.commit.settleWaiting(err)
     for (const seg of segments) seg.close()
     this.list.segments = []
-    this.list.bySegno.clear()
     if (this.retryRemoves.length > 0) {
       this.logger.warn({ queue: this.queue, removes: this.retryRemoves.length }, 'journal closed with unwritten removals')
     }

@@ -144,7 +144,7 @@ function scanSegment(fd: number, fileSize: number, start: number, seg: Segment, 
     end = filled
     p = start
   }
-  const baseSeq = seg.header!.baseSeq
+  const baseSeq = seg.baseSeq
   for (;;) {
     // parse every complete record in buf[p, end)
     while (end - p >= RECORD_PREFIX_BYTES) {
@@ -231,7 +231,7 @@ export function replaySegments(dir: string, encoded: string, queue: string, logg
   let wholeInHeadBuf = -1
   for (const segno of [...segnos]) {
     const path = join(dir, segmentFileName(encoded, segno))
-    const seg = new Segment(segno, path, undefined, 0, 0)
+    const seg = new Segment(segno, path, 0, 0, 0)
     const n = fs.readSync(seg.fd, headBuf, 0, headBuf.length, 0)
     wholeInHeadBuf = -1
     const h = decodeHeader(headBuf.subarray(0, n))
@@ -256,7 +256,7 @@ export function replaySegments(dir: string, encoded: string, queue: string, logg
       segnos = segnos.filter((s) => s !== segno)
       continue
     }
-    seg.header = h
+    seg.baseSeq = h.baseSeq
     seg.headerLength = h.length
     // a short read is the whole file: no fstat needed
     seg.size = n < headBuf.length ? n : fs.fstatSync(seg.fd).size
