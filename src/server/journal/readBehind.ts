@@ -82,6 +82,8 @@ export class ReadBehind {
     const diskItems = Math.max(0, count - items.length)
     const diskBytes = diskItems === 0 ? 0 : Math.max(0, bytes - count * (RECORD_PREFIX_BYTES + ADD_FIXED_LENGTH) - memBytes)
     if (diskItems === 0) this.caughtUp()
+    // the chunk may be replay's shared buffer (ReplayState.wholeFile): never kept past this call
+    else this.list.reader.release()
     return { items, diskItems, diskBytes }
   }
 

@@ -60,7 +60,10 @@ export interface ReplayState {
   nextSeq: number
   records: number
   truncatedBytes: number
-  /** A one-segment journal read whole by replay: its bytes, so the first read-back needs no read. */
+  /**
+   * A one-segment journal read whole by replay: its bytes, so the first read-back needs no read.
+   * Valid only until the next replay (loadInitial, right after, lets go of it).
+   */
   wholeFile?: Buffer
 }
 
@@ -350,7 +353,9 @@ export function replaySegments(dir: string, encoded: string, queue: string, logg
     nextSeq: Math.max(b.maxSeq + 1, baseSeq, 1),
     records: b.records,
     truncatedBytes,
-    wholeFile: only && only.segno === wholeInHeadBuf ? Buffer.from(headBuf.subarray(0, only.size)) : undefined,
+    // a view, not a copy: the journal reads its first items from it and releases it before the
+    // next replay reuses headBuf (a copy per queue fragmented the buffer pool the items live in)
+    wholeFile: only && only.segno === wholeInHeadBuf ? headBuf.subarray(0, only.size) : undefined,
   }
 }
 
