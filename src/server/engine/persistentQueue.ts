@@ -350,7 +350,8 @@ export class PersistentQueue implements ConsumerHost {
   // Memory and read-behind
 
   private pushMem(item: QueueItem): void {
-    this.mem.push(item)
+    if (this.mem.length === 0) this.mem = [item] // not push: 17 slots for one item
+    else this.mem.push(item)
     this.memBytes += item.data.length
     this.memory.used += item.data.length
   }

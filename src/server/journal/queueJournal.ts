@@ -55,7 +55,7 @@ export class FileQueueJournal implements QueueJournal {
     this.queue = settings.queue
     this.logger = settings.logger
     const list = (this.list = new SegmentList(state))
-    this.commit = new GroupCommit(settings.sync, settings.dir, () => list.current)
+    this.commit = new GroupCommit(settings.sync, settings.dir, list)
     this.reader = new ReadBehind(list, this.batch, settings.queue, settings.logger)
     this.compaction = new Compaction(settings, list, this.commit, this.reader)
   }

@@ -22,8 +22,9 @@ export class SegmentList {
   readonly reader = new ChunkReader()
 
   constructor(state: ReplayState) {
-    this.segments = state.segments
-    this.originalSegments = this.segments.filter((s) => s.live.first >= 0)
+    // exact-size copies: an array grown by push holds 17 slots (~150 bytes a queue for one segment)
+    this.segments = state.segments.slice()
+    this.originalSegments = this.segments.filter((s) => s.live.first >= 0).slice()
     this.carried = state.carried
     this.nextSeq = state.nextSeq
     // a small journal replay read whole: the first read-back needs no read
@@ -54,7 +55,10 @@ export class SegmentList {
   /** An original ADD of `seq` at `off` of the current segment (in the batch being built). */
   addOriginal(seq: number, off: number, size: number): void {
     const seg = this.current
-    if (seg.live.first < 0) this.originalSegments.push(seg)
+    if (seg.live.first < 0) {
+      if (this.originalSegments.length === 0) this.originalSegments = [seg]
+      else this.originalSegments.push(seg)
+    }
     seg.live.append(seq, off, size)
     seg.liveCount++
     seg.liveBytes += size
