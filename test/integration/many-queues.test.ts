@@ -27,8 +27,8 @@ function median(xs: number[]): number {
 }
 
 /** The delete rounds run under this heap cap (see below). */
-const HEAP_CAP_MIB = 192
-const ROUNDS = 6
+const HEAP_CAP_MIB = 144
+const ROUNDS = 4
 
 /**
  * `stats` on one connection while another peeks at `key` in a loop, one request at a time: the
