@@ -136,7 +136,7 @@ t.test('20,000 queues: O(1) creation, bounded memory, full stats, restart, delet
   server = await startServer({ spool, env: { NODE_OPTIONS: `--max-old-space-size=${HEAP_CAP_MIB}` } })
   c = await BulkClient.connect(server.port)
   const lines = await c.each(0, N, (i) => `get mq${i}\r\n`, isEnd)
-  const values = lines.filter((l, k) => k > 0 && lines[k - 1]!.startsWith('VALUE '))
+  const values = lines.filter((_l, k) => k > 0 && lines[k - 1]!.startsWith('VALUE '))
   t.equal(values.length, N, 'every item back after the restart')
   t.ok(values.every((v, i) => v === String(i)), 'each in its own queue, intact')
 
