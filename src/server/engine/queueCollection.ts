@@ -97,6 +97,7 @@ export class QueueCollection {
     await Promise.all([worker(), worker()])
     // A queue whose journal came back empty and fileless (a delete cut short) is not kept.
     for (const name of list) if (!(name in this.config.queues)) this.reapIfBlank(name)
+    this.names.list() // sort every name now, not in the first `stats` (which holds the event loop)
     if (this.config.maxQueues > 0 && this.slots.size > this.config.maxQueues) {
       this.log.warn({ queues: this.slots.size, maxQueues: this.config.maxQueues }, 'more queues in the spool than max_queues: all kept, no new ones until some are deleted')
     }
