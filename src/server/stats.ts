@@ -40,20 +40,39 @@ export type StatBatches = Iterable<ReadonlyArray<readonly [string, string]>>
 const QUEUES_PER_BATCH = 100
 
 /** Per-queue fields, in reply order (Starling's five first). Only numbers, read at the snapshot. */
-const QUEUE_FIELDS: ReadonlyArray<readonly [suffix: string, read: (q: PersistentQueue) => number]> = [
-  ['items', (q) => q.length],
-  ['total_items', (q) => q.totalItems],
-  ['logsize', (q) => q.journalSize],
-  ['expired_items', (q) => q.expiredItems],
-  ['age', (q) => q.lastAgeMs],
-  ['bytes', (q) => q.bytes],
-  ['open_transactions', (q) => q.openCount],
-  ['waiters', (q) => q.waiterCount],
-  ['mem_count', (q) => q.memoryItems],
-  ['mem_bytes', (q) => q.memoryBytes],
-  ['discarded', (q) => q.discardedItems],
-  ['journal_rotations', (q) => q.journalRotations],
-]
+const QUEUE_FIELDS = [
+  'items',
+  'total_items',
+  'logsize',
+  'expired_items',
+  'age',
+  'bytes',
+  'open_transactions',
+  'waiters',
+  'mem_count',
+  'mem_bytes',
+  'discarded',
+  'journal_rotations',
+] as const
+
+/**
+ * A queue's fields into values[base..], in QUEUE_FIELDS order. One plain function, not a closure
+ * per field: with 100k queues the snapshot (which holds the event loop) made 1.2 M megamorphic calls.
+ */
+function readQueueFields(q: PersistentQueue, values: Float64Array, base: number): void {
+  values[base] = q.length
+  values[base + 1] = q.totalItems
+  values[base + 2] = q.journalSize
+  values[base + 3] = q.expiredItems
+  values[base + 4] = q.lastAgeMs
+  values[base + 5] = q.bytes
+  values[base + 6] = q.openCount
+  values[base + 7] = q.waiterCount
+  values[base + 8] = q.memoryItems
+  values[base + 9] = q.memoryBytes
+  values[base + 10] = q.discardedItems
+  values[base + 11] = q.journalRotations
+}
 const FIELD_COUNT = QUEUE_FIELDS.length
 // No per-queue field may end in `_items` but Starling's three: Starling's Ruby client takes every
 // `queue_<x>_items` stat for a queue named <x> (so a `mem_items` field made phantom queues).
@@ -67,7 +86,9 @@ function seconds(micros: number): string {
 
 export function queueStatPairs(q: PersistentQueue): Pairs {
   const p = `queue_${q.name}_`
-  const pairs: Pairs = QUEUE_FIELDS.map(([suffix, read]) => [p + suffix, String(read(q))])
+  const values = new Float64Array(FIELD_COUNT)
+  readQueueFields(q, values, 0)
+  const pairs: Pairs = QUEUE_FIELDS.map((suffix, f) => [p + suffix, String(values[f])])
   const parent = fanoutParent(q.name)
   if (parent !== null) pairs.push([`${p}fanout_parent`, parent])
   return pairs
@@ -90,7 +111,7 @@ export class StatsSnapshot implements StatBatches {
       const last = Math.min(names.length, first + QUEUES_PER_BATCH)
       for (let i = first; i < last; i++) {
         const p = `queue_${names[i]!}_`
-        for (let f = 0; f < FIELD_COUNT; f++) batch.push([p + QUEUE_FIELDS[f]![0], String(values[i * FIELD_COUNT + f])])
+        for (let f = 0; f < FIELD_COUNT; f++) batch.push([p + QUEUE_FIELDS[f]!, String(values[i * FIELD_COUNT + f])])
         const parent = fanoutParent(names[i]!)
         if (parent !== null) batch.push([`${p}fanout_parent`, parent])
       }
@@ -138,7 +159,7 @@ export function takeSnapshot(src: StatsSources): StatsSnapshot {
   for (let i = 0; i < queues.length; i++) {
     const q = queues[i]!
     const base = i * FIELD_COUNT
-    for (let f = 0; f < FIELD_COUNT; f++) values[base + f] = QUEUE_FIELDS[f]![1](q)
+    readQueueFields(q, values, base)
     currItems += values[base]!
     totalItems += values[base + 1]!
     bytes += values[base + 5]!

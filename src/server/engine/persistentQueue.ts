@@ -33,6 +33,9 @@ export interface QueueEvents {
   got(hit: boolean): void
 }
 
+/** Never written: a queue makes its own map on its first open read. */
+const NO_OPEN_ITEMS = new Map<number, { item: QueueItem; consumer: Consumer }>()
+
 /** Read back from disk in batches of about this many bytes (at least). */
 const READ_BEHIND_BATCH_MIN = 1 << 20
 
@@ -52,7 +55,7 @@ export class PersistentQueue implements ConsumerHost {
   private pendingAdds = 0
   private pendingBytes = 0
   /** Open reads: seq → (item, who holds it). */
-  private readonly openItems = new Map<number, { item: QueueItem; consumer: Consumer }>()
+  private openItems = NO_OPEN_ITEMS // made on the first open read (an empty Map costs ~180 B a queue)
   private readonly waiters = new WaitQueue<QueueItem>()
   private closed = false
 
@@ -279,6 +282,7 @@ export class PersistentQueue implements ConsumerHost {
         this.returnToQueue(item)
         return done(null, null)
       }
+      if (this.openItems === NO_OPEN_ITEMS) this.openItems = new Map()
       this.openItems.set(item.seq, { item, consumer })
       consumer.openReads.set(this, item)
       return done(null, item)
@@ -346,7 +350,8 @@ export class PersistentQueue implements ConsumerHost {
   // Memory and read-behind
 
   private pushMem(item: QueueItem): void {
-    this.mem.push(item)
+    if (this.mem.length === 0) this.mem = [item] // not push: 17 slots for one item
+    else this.mem.push(item)
     this.memBytes += item.data.length
     this.memory.used += item.data.length
   }

@@ -55,7 +55,7 @@ export class QueueCollection {
   private readonly slots = new Map<string, QueueEntry>()
   /** Deleted queues whose files are still being removed: a new queue of that name opens after. */
   private readonly removing = new Map<string, Promise<void>>()
-  private readonly names = new SortedNames()
+  private readonly names = new SortedNames((n) => this.slots.has(n))
   /** parent name → names of its fanout children. */
   private readonly children = new Map<string, Set<string>>()
   readonly memory: MemoryGate
@@ -97,6 +97,7 @@ export class QueueCollection {
     await Promise.all([worker(), worker()])
     // A queue whose journal came back empty and fileless (a delete cut short) is not kept.
     for (const name of list) if (!(name in this.config.queues)) this.reapIfBlank(name)
+    this.names.list() // sort every name now, not in the first `stats` (which holds the event loop)
     if (this.config.maxQueues > 0 && this.slots.size > this.config.maxQueues) {
       this.log.warn({ queues: this.slots.size, maxQueues: this.config.maxQueues }, 'more queues in the spool than max_queues: all kept, no new ones until some are deleted')
     }
@@ -116,12 +117,12 @@ export class QueueCollection {
 
   /** Loaded queues, sorted by name (cheap to call again: see SortedNames). */
   get queueNames(): string[] {
-    return this.names.list((n) => this.slots.has(n)).filter((n) => this.slots.get(n)!.queue !== null)
+    return this.names.list().filter((n) => this.slots.get(n)!.queue !== null)
   }
 
   /** Each loaded queue in name order, one lookup per name (a stats snapshot over 100k queues). */
   forEachQueue(fn: (name: string, queue: PersistentQueue) => void): void {
-    for (const name of this.names.list((n) => this.slots.has(n))) {
+    for (const name of this.names.list()) {
       const queue = this.slots.get(name)?.queue
       if (queue) fn(name, queue)
     }
@@ -363,6 +364,7 @@ export class QueueCollection {
     const queue = slot?.queue
     if (!queue || slot.waiting !== null || !queue.isBlank || isFanoutChild(name)) return
     this.slots.delete(name)
+    this.names.remove()
     queue.close().catch((err: Error) => this.log.warn({ queue: name, err: err.message }, 'closing an unused queue failed'))
   }
 

@@ -16,8 +16,11 @@ export class Waiter<T = unknown> {
   ) {}
 }
 
+/** Never written: a WaitQueue makes its own Set on its first waiter (most queues never have one). */
+const NO_WAITERS = new Set<Waiter<never>>()
+
 export class WaitQueue<T = unknown> {
-  private readonly waiters = new Set<Waiter<T>>()
+  private waiters: Set<Waiter<T>> = NO_WAITERS
 
   get size(): number {
     return this.waiters.size
@@ -25,6 +28,7 @@ export class WaitQueue<T = unknown> {
 
   /** Wait up to timeoutMs; `onTimeout` runs if nothing arrives in time. */
   add(waiter: Waiter<T>, timeoutMs: number, onTimeout: () => void): void {
+    if (this.waiters === (NO_WAITERS as Set<Waiter<T>>)) this.waiters = new Set()
     this.waiters.add(waiter)
     waiter.timer = setTimeout(() => {
       waiter.timer = null

@@ -49,13 +49,14 @@ export class GroupCommit {
   private timer: NodeJS.Timeout | undefined
 
   /**
-   * `current` is the segment being appended to: the one an fsync goes to. `dir` is the spool: a
+   * `segments.current` is the segment being appended to: the one an fsync goes to (the list, not a
+   * closure: ~100 bytes less a queue). `dir` is the spool: a
    * segment created by its first write needs the directory fsynced too.
    */
   constructor(
     private readonly policy: SyncPolicy,
     private readonly dir: string,
-    private readonly current: () => Segment,
+    private readonly segments: { readonly current: Segment },
   ) {}
 
   /**
@@ -105,7 +106,7 @@ export class GroupCommit {
     this.waiting = []
     this.unsynced = 0
     this.inFlight.push(ticket)
-    const seg = this.current()
+    const seg = this.segments.current
     // Fsyncs of all journals share a few slots: each pins an fd, and thousands of queues syncing
     // at once (a shutdown, sync=always) must stay under the fd limit.
     fsyncSlot((release) => {
@@ -165,7 +166,7 @@ export class GroupCommit {
       fsyncDir(this.dir)
       seg.dirUnsynced = false
     }
-    if (seg === this.current()) {
+    if (seg === this.segments.current) {
       countFsync(this.unsynced)
       this.unsynced = 0
     } else {

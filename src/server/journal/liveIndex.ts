@@ -46,12 +46,21 @@ export const CHECKPOINT_EVERY = 256
 const NO_BITS = new Uint8Array(0)
 const NO_SEQS = new Float64Array(0)
 const NO_SIZES = new Uint32Array(0)
+// never written: CarriedItems replaces them before its first entry
+const NO_CARRIED = new Map<number, CarriedRef>()
+const NO_ORDER: number[] = []
+
+/** Bits a SegmentLive keeps in a plain integer before it needs an array. */
+const INLINE_BITS = 32
 
 export class SegmentLive {
   /** seq of bit 0 (the first original ADD), -1 while there is none. */
   first = -1
   /** Highest original seq appended. */
   last = -1
+  // The bitmap: bits 0..31 in `low` while the segment spans fewer than INLINE_BITS seqs (most
+  // segments of most queues: a typed array costs ~200 bytes of heap), then all of them in `bits`.
+  private low = 0
   private bits = NO_BITS
   /** Bytes of `bits` before this one are all zero (kills only clear bits). */
   private zeroBefore = 0
@@ -61,8 +70,11 @@ export class SegmentLive {
   live = 0
   /** Record size of every original ADD if they are all equal; 0 = none yet, -1 = mixed. */
   uniform = 0
-  private cpSeq = NO_SEQS
-  private cpOff = NO_SEQS
+  // Checkpoints: the first inline, the rest (seq, offset) pairs in `cps` (a segment of fewer than
+  // CHECKPOINT_EVERY items has one, and no array).
+  private cp0Seq = 0
+  private cp0Off = 0
+  private cps = NO_SEQS
   private cpN = 0
   private sinceCp = 0
 
@@ -70,27 +82,19 @@ export class SegmentLive {
   append(seq: number, off: number, size: number): void {
     if (this.first < 0) this.first = seq
     const k = seq - this.first
-    const byte = k >>> 3
-    if (byte >= this.bits.length) {
-      const b = new Uint8Array(Math.max(8, this.bits.length * 2, byte + 1))
-      b.set(this.bits)
-      this.bits = b
-    }
-    this.bits[byte]! |= 1 << (k & 7)
-    if (this.sinceCp === 0) {
-      if (this.cpN === this.cpSeq.length) {
-        const n = Math.max(2, this.cpN * 2)
-        const s = new Float64Array(n)
-        const o = new Float64Array(n)
-        s.set(this.cpSeq)
-        o.set(this.cpOff)
-        this.cpSeq = s
-        this.cpOff = o
+    if (this.bits.length === 0 && k < INLINE_BITS) {
+      this.low |= 1 << k
+    } else {
+      const byte = k >>> 3
+      if (byte >= this.bits.length) {
+        const b = new Uint8Array(Math.max(8, this.bits.length * 2, byte + 1))
+        if (this.bits.length === 0) for (let i = 0; i < 4; i++) b[i] = (this.low >>> (8 * i)) & 0xff
+        else b.set(this.bits)
+        this.bits = b
       }
-      this.cpSeq[this.cpN] = seq
-      this.cpOff[this.cpN] = off
-      this.cpN++
+      this.bits[byte]! |= 1 << (k & 7)
     }
+    if (this.sinceCp === 0) this.addCheckpoint(seq, off)
     this.sinceCp = (this.sinceCp + 1) % CHECKPOINT_EVERY
     this.last = seq
     this.count++
@@ -100,9 +104,35 @@ export class SegmentLive {
     else if (this.uniform !== size) this.uniform = -1
   }
 
+  private addCheckpoint(seq: number, off: number): void {
+    if (this.cpN === 0) {
+      this.cp0Seq = seq
+      this.cp0Off = off
+    } else {
+      const at = 2 * (this.cpN - 1)
+      if (at === this.cps.length) {
+        const c = new Float64Array(Math.max(4, this.cps.length * 2))
+        c.set(this.cps)
+        this.cps = c
+      }
+      this.cps[at] = seq
+      this.cps[at + 1] = off
+    }
+    this.cpN++
+  }
+
+  private cpSeq(i: number): number {
+    return i === 0 ? this.cp0Seq : this.cps[2 * (i - 1)]!
+  }
+
+  private cpOff(i: number): number {
+    return i === 0 ? this.cp0Off : this.cps[2 * (i - 1) + 1]!
+  }
+
   has(seq: number): boolean {
     if (seq < this.first || seq > this.last || this.first < 0) return false
     const k = seq - this.first
+    if (this.bits.length === 0) return k < INLINE_BITS && (this.low & (1 << k)) !== 0
     return (this.bits[k >>> 3]! & (1 << (k & 7))) !== 0
   }
 
@@ -110,7 +140,8 @@ export class SegmentLive {
   kill(seq: number): boolean {
     if (!this.has(seq)) return false
     const k = seq - this.first
-    this.bits[k >>> 3]! &= ~(1 << (k & 7))
+    if (this.bits.length === 0) this.low &= ~(1 << k)
+    else this.bits[k >>> 3]! &= ~(1 << (k & 7))
     this.live--
     return true
   }
@@ -124,6 +155,7 @@ export class SegmentLive {
   /** The first live original seq, or -1. */
   firstLive(): number {
     if (this.live === 0) return -1
+    if (this.bits.length === 0) return this.low === 0 ? -1 : this.first + 31 - Math.clz32(this.low & -this.low)
     const n = this.bits.length
     let i = this.zeroBefore
     while (i < n && this.bits[i] === 0) i++
@@ -141,37 +173,37 @@ export class SegmentLive {
     let hi = this.cpN
     while (lo < hi) {
       const mid = (lo + hi) >>> 1
-      if (this.cpSeq[mid]! <= seq) lo = mid + 1
+      if (this.cpSeq(mid) <= seq) lo = mid + 1
       else hi = mid
     }
-    return lo === 0 ? -1 : this.cpOff[lo - 1]!
+    return lo === 0 ? -1 : this.cpOff(lo - 1)
   }
 
   /** Offset of the first checkpoint beyond `off`, or -1. */
   checkpointAfter(off: number): number {
-    for (let i = 0; i < this.cpN; i++) if (this.cpOff[i]! > off) return this.cpOff[i]!
+    for (let i = 0; i < this.cpN; i++) if (this.cpOff(i) > off) return this.cpOff(i)
     return -1
   }
 
   /** Forget checkpoints at or beyond `off` (a failed batch was cut off there). */
   cutCheckpoints(off: number): void {
-    while (this.cpN > 0 && this.cpOff[this.cpN - 1]! >= off) this.cpN--
+    while (this.cpN > 0 && this.cpOff(this.cpN - 1) >= off) this.cpN--
     this.sinceCp = 0
   }
 
   /** The segment gets no more appends: give back spare capacity. */
   trim(): void {
-    const need = this.first < 0 ? 0 : ((this.last - this.first) >>> 3) + 1
-    if (this.bits.length > need) this.bits = this.bits.slice(0, need)
-    if (this.cpSeq.length > this.cpN) {
-      this.cpSeq = this.cpSeq.slice(0, this.cpN)
-      this.cpOff = this.cpOff.slice(0, this.cpN)
+    if (this.bits.length > 0) {
+      const need = this.first < 0 ? 0 : ((this.last - this.first) >>> 3) + 1
+      if (this.bits.length > need) this.bits = this.bits.slice(0, need)
     }
+    const pairs = 2 * Math.max(0, this.cpN - 1)
+    if (this.cps.length > pairs) this.cps = pairs === 0 ? NO_SEQS : this.cps.slice(0, pairs)
   }
 
   /** Bytes of memory this structure holds (tests, diagnostics). */
   get memoryBytes(): number {
-    return this.bits.byteLength + this.cpSeq.byteLength + this.cpOff.byteLength + 96
+    return this.bits.byteLength + this.cps.byteLength + 120
   }
 }
 
@@ -184,8 +216,9 @@ export interface CarriedRef {
 
 /** ADDs re-appended by carry-forward, by seq; few by construction. */
 export class CarriedItems {
-  private readonly map = new Map<number, CarriedRef>()
-  private order: number[] = []
+  // Shared empty until the first carried copy (most queues never carry one).
+  private map: Map<number, CarriedRef> = NO_CARRIED
+  private order: number[] = NO_ORDER
   private dirty = false
 
   get size(): number {
@@ -197,6 +230,7 @@ export class CarriedItems {
   }
 
   set(seq: number, ref: CarriedRef): void {
+    if (this.map === NO_CARRIED) this.map = new Map()
     if (!this.map.has(seq)) this.dirty = true
     this.map.set(seq, ref)
   }
@@ -206,8 +240,8 @@ export class CarriedItems {
   }
 
   clear(): void {
-    this.map.clear()
-    this.order = []
+    this.map = NO_CARRIED
+    this.order = NO_ORDER
     this.dirty = false
   }
 
@@ -255,7 +289,11 @@ export class CarriedItems {
  * compacted away once they outnumber the live ones.
  */
 export class KnownSizes {
-  // Empty until used, grown by doubling from 4, and given back when emptied: an idle queue's cost nothing.
+  // One entry is kept inline (a queue holding one item in memory allocates nothing); from the
+  // second on they go in arrays, empty until used, grown by doubling from 4, and given back when
+  // emptied.
+  private oneSeq = -1
+  private oneSize = 0
   private seqs = NO_SEQS
   private sizes = NO_SIZES
   private head = 0
@@ -267,12 +305,27 @@ export class KnownSizes {
   }
 
   get lastSeq(): number {
+    if (this.seqs.length === 0) return this.oneSeq
     return this.tail > this.head ? this.seqs[this.tail - 1]! : -1
   }
 
   /** Remember seq's size; ignored unless seq is above every seq held. */
   push(seq: number, size: number): void {
     if (seq <= this.lastSeq) return
+    if (this.seqs.length === 0) {
+      if (this.oneSeq < 0) {
+        this.oneSeq = seq
+        this.oneSize = size
+        this.liveN++
+        return
+      }
+      // the second entry: the inline one moves to the arrays first
+      this.makeRoom()
+      this.seqs[0] = this.oneSeq
+      this.sizes[0] = this.oneSize
+      this.tail = 1
+      this.oneSeq = -1
+    }
     if (this.tail === this.seqs.length) this.makeRoom()
     this.seqs[this.tail] = seq
     this.sizes[this.tail] = size
@@ -315,6 +368,12 @@ export class KnownSizes {
 
   /** Forget seq; its size, or -1 if it was not held. (A size of 0 marks a removed entry.) */
   take(seq: number): number {
+    if (this.seqs.length === 0) {
+      if (this.oneSeq < 0 || this.oneSeq !== seq) return -1
+      this.oneSeq = -1
+      this.liveN = 0
+      return this.oneSize
+    }
     const i = this.find(seq)
     if (i < 0 || this.sizes[i] === 0) return -1
     const size = this.sizes[i]!
@@ -328,16 +387,21 @@ export class KnownSizes {
 
   /** Forget every entry with seq >= `seq` (they went back to the disk region). */
   dropFrom(seq: number): void {
+    if (this.seqs.length === 0) {
+      if (this.oneSeq >= 0 && this.oneSeq >= seq) this.clear()
+      return
+    }
     while (this.tail > this.head && this.seqs[this.tail - 1]! >= seq) {
       this.tail--
       if (this.sizes[this.tail] !== 0) this.liveN--
     }
-    if (this.head === this.tail) this.head = this.tail = 0
+    if (this.head === this.tail) this.clear()
   }
 
   clear(): void {
     this.head = this.tail = 0
     this.liveN = 0
+    this.oneSeq = -1
     this.seqs = NO_SEQS
     this.sizes = NO_SIZES
   }

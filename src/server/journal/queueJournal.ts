@@ -55,7 +55,7 @@ export class FileQueueJournal implements QueueJournal {
     this.queue = settings.queue
     this.logger = settings.logger
     const list = (this.list = new SegmentList(state))
-    this.commit = new GroupCommit(settings.sync, settings.dir, () => list.current)
+    this.commit = new GroupCommit(settings.sync, settings.dir, list)
     this.reader = new ReadBehind(list, this.batch, settings.queue, settings.logger)
     this.compaction = new Compaction(settings, list, this.commit, this.reader)
   }
@@ -254,7 +254,6 @@ export class FileQueueJournal implements QueueJournal {
     this.commit.settleWaiting(err)
     for (const seg of segments) seg.close()
     this.list.segments = []
-    this.list.bySegno.clear()
     if (this.retryRemoves.length > 0) {
       this.logger.warn({ queue: this.queue, removes: this.retryRemoves.length }, 'journal closed with unwritten removals')
     }

@@ -21,6 +21,9 @@ import type { SegmentList } from './segmentList.js'
 import type { JournalItem } from './types.js'
 import type { WriteBatch } from './writeBatch.js'
 
+/** recBuf before the first read (shared: a Buffer each costs ~180 bytes a queue). */
+const NO_RECORD = Buffer.alloc(0)
+
 /** The next live item for the reader, found but not yet read. */
 interface NextItem {
   seq: number
@@ -35,7 +38,7 @@ export class ReadBehind {
   private cursorSeg: Segment | undefined
   private cursorOff = 0
   // The record recordAt() found: recBuf[recAt, recAt + recSize).
-  private recBuf: Buffer = Buffer.alloc(0)
+  private recBuf: Buffer = NO_RECORD
   private recAt = 0
   private recSize = 0
   private warnedUnreadable = false
@@ -79,6 +82,8 @@ export class ReadBehind {
     const diskItems = Math.max(0, count - items.length)
     const diskBytes = diskItems === 0 ? 0 : Math.max(0, bytes - count * (RECORD_PREFIX_BYTES + ADD_FIXED_LENGTH) - memBytes)
     if (diskItems === 0) this.caughtUp()
+    // the chunk may be replay's shared buffer (ReplayState.wholeFile): never kept past this call
+    else this.list.reader.release()
     return { items, diskItems, diskBytes }
   }
 
@@ -244,7 +249,7 @@ export class ReadBehind {
   /** A carried item, read on its own (one small read: they are few). */
   private readCarried(seq: number): JournalItem | undefined {
     const ref = this.list.carried.get(seq)
-    const seg = ref && this.list.bySegno.get(ref.segno)
+    const seg = ref && this.list.segment(ref.segno)
     if (ref === undefined || seg === undefined) return undefined
     const buf = Buffer.allocUnsafe(ref.size)
     let got = 0

@@ -60,7 +60,10 @@ export interface ReplayState {
   nextSeq: number
   records: number
   truncatedBytes: number
-  /** A one-segment journal read whole by replay: its bytes, so the first read-back needs no read. */
+  /**
+   * A one-segment journal read whole by replay: its bytes, so the first read-back needs no read.
+   * Valid only until the next replay (loadInitial, right after, lets go of it).
+   */
   wholeFile?: Buffer
 }
 
@@ -144,7 +147,7 @@ function scanSegment(fd: number, fileSize: number, start: number, seg: Segment, 
     end = filled
     p = start
   }
-  const baseSeq = seg.header!.baseSeq
+  const baseSeq = seg.baseSeq
   for (;;) {
     // parse every complete record in buf[p, end)
     while (end - p >= RECORD_PREFIX_BYTES) {
@@ -231,7 +234,7 @@ export function replaySegments(dir: string, encoded: string, queue: string, logg
   let wholeInHeadBuf = -1
   for (const segno of [...segnos]) {
     const path = join(dir, segmentFileName(encoded, segno))
-    const seg = new Segment(segno, path, undefined, 0, 0)
+    const seg = new Segment(segno, path, 0, 0, 0)
     const n = fs.readSync(seg.fd, headBuf, 0, headBuf.length, 0)
     wholeInHeadBuf = -1
     const h = decodeHeader(headBuf.subarray(0, n))
@@ -256,7 +259,7 @@ export function replaySegments(dir: string, encoded: string, queue: string, logg
       segnos = segnos.filter((s) => s !== segno)
       continue
     }
-    seg.header = h
+    seg.baseSeq = h.baseSeq
     seg.headerLength = h.length
     // a short read is the whole file: no fstat needed
     seg.size = n < headBuf.length ? n : fs.fstatSync(seg.fd).size
@@ -350,7 +353,9 @@ export function replaySegments(dir: string, encoded: string, queue: string, logg
     nextSeq: Math.max(b.maxSeq + 1, baseSeq, 1),
     records: b.records,
     truncatedBytes,
-    wholeFile: only && only.segno === wholeInHeadBuf ? Buffer.from(headBuf.subarray(0, only.size)) : undefined,
+    // a view, not a copy: the journal reads its first items from it and releases it before the
+    // next replay reuses headBuf (a copy per queue fragmented the buffer pool the items live in)
+    wholeFile: only && only.segno === wholeInHeadBuf ? headBuf.subarray(0, only.size) : undefined,
   }
 }
 

@@ -8,14 +8,12 @@ import {
   decodeHeader,
   encodeHeader,
   HEADER_FIXED_BYTES,
-  FORMAT_VERSION,
   MAX_RECORD_LENGTH,
   RECORD_PREFIX_BYTES,
   parseSegmentFileName,
   parseTmpFileName,
   segmentFileName,
   TMP_SUFFIX,
-  type SegmentHeader,
 } from './format.js'
 import { failpoint, fdatasyncNow, fsyncDir, openNow, renameNow, writeFully, type FailpointName } from './fileOps.js'
 import { openJournals, type CachedFile } from './fdCache.js'
@@ -44,7 +42,8 @@ export class Segment implements CachedFile {
   constructor(
     readonly segno: number,
     readonly path: string,
-    public header: SegmentHeader | undefined,
+    /** The header's base seq (a plain field: a header object per segment cost ~400 bytes a queue). */
+    public baseSeq: number,
     /** Where records start. */
     public headerLength: number,
     /** Bytes written and good: where the next batch goes. */
@@ -101,9 +100,8 @@ export class Segment implements CachedFile {
 
 /** A segment that will be created on disk by its first write (see Segment). */
 export function pendingSegment(o: { dir: string; encoded: string; queue: string; segno: number; baseSeq: number }): Segment {
-  const header = { flags: 0, segno: o.segno, baseSeq: o.baseSeq, importFingerprint: 0, importSize: 0, queue: o.queue }
-  const bytes = encodeHeader(header)
-  const seg = new Segment(o.segno, join(o.dir, segmentFileName(o.encoded, o.segno)), { ...header, version: FORMAT_VERSION, length: bytes.length }, bytes.length, bytes.length)
+  const bytes = encodeHeader({ flags: 0, segno: o.segno, baseSeq: o.baseSeq, importFingerprint: 0, importSize: 0, queue: o.queue })
+  const seg = new Segment(o.segno, join(o.dir, segmentFileName(o.encoded, o.segno)), o.baseSeq, bytes.length, bytes.length)
   seg.pendingHeader = bytes
   return seg
 }
@@ -175,7 +173,7 @@ export function createSegment(o: NewSegmentOptions): Segment {
     renameNow(tmp, path)
     if (o.failpoints) failpoint(o.failpoints[1])
     fsyncDir(o.dir)
-    const seg = new Segment(o.segno, path, { ...fields, version: FORMAT_VERSION, length: header.length }, header.length, size)
+    const seg = new Segment(o.segno, path, o.baseSeq, header.length, size)
     openJournals.adopt(seg, fd)
     return seg
   } catch (err) {

@@ -11,7 +11,6 @@ import { ChunkReader, type Segment } from './segment.js'
 export class SegmentList {
   /** Oldest first; only the last one is appended to. */
   segments: Segment[]
-  readonly bySegno = new Map<number, Segment>()
   /** The segments holding original ADDs, in order (their seq ranges ascend). */
   originalSegments: Segment[]
   readonly carried: CarriedItems
@@ -23,13 +22,29 @@ export class SegmentList {
   readonly reader = new ChunkReader()
 
   constructor(state: ReplayState) {
-    this.segments = state.segments
-    for (const s of this.segments) this.bySegno.set(s.segno, s)
-    this.originalSegments = this.segments.filter((s) => s.live.first >= 0)
+    // exact-size copies: an array grown by push holds 17 slots (~150 bytes a queue for one segment)
+    this.segments = state.segments.slice()
+    this.originalSegments = this.segments.filter((s) => s.live.first >= 0).slice()
     this.carried = state.carried
     this.nextSeq = state.nextSeq
     // a small journal replay read whole: the first read-back needs no read
     if (state.wholeFile) this.reader.seed(this.segments[0]!, 0, state.wholeFile)
+  }
+
+  /**
+   * The segment numbered `segno`, if listed: a binary search (segnos ascend), not a Map per queue
+   * (an empty Map costs ~180 bytes, times 100k queues).
+   */
+  segment(segno: number): Segment | undefined {
+    const segs = this.segments
+    let lo = 0
+    let hi = segs.length
+    while (lo < hi) {
+      const mid = (lo + hi) >>> 1
+      if (segs[mid]!.segno < segno) lo = mid + 1
+      else hi = mid
+    }
+    return lo < segs.length && segs[lo]!.segno === segno ? segs[lo] : undefined
   }
 
   /** The segment being appended to. */
@@ -40,7 +55,10 @@ export class SegmentList {
   /** An original ADD of `seq` at `off` of the current segment (in the batch being built). */
   addOriginal(seq: number, off: number, size: number): void {
     const seg = this.current
-    if (seg.live.first < 0) this.originalSegments.push(seg)
+    if (seg.live.first < 0) {
+      if (this.originalSegments.length === 0) this.originalSegments = [seg]
+      else this.originalSegments.push(seg)
+    }
     seg.live.append(seq, off, size)
     seg.liveCount++
     seg.liveBytes += size
@@ -57,7 +75,7 @@ export class SegmentList {
     const c = this.carried.get(seq)
     if (c !== undefined) {
       this.carried.delete(seq)
-      const seg = this.bySegno.get(c.segno)
+      const seg = this.segment(c.segno)
       if (seg) {
         seg.liveCount--
         seg.liveBytes = seg.liveCount === 0 ? 0 : Math.max(0, seg.liveBytes - c.size)
@@ -76,13 +94,11 @@ export class SegmentList {
   /** A new segment to append to (rotation). */
   push(seg: Segment): void {
     this.segments.push(seg)
-    this.bySegno.set(seg.segno, seg)
   }
 
   /** Take the oldest segment out of the list (it is being deleted). */
   shiftOldest(): Segment {
     const seg = this.segments.shift()!
-    this.bySegno.delete(seg.segno)
     if (this.originalSegments[0] === seg) this.originalSegments.shift()
     this.reader.invalidate()
     return seg
@@ -92,8 +108,6 @@ export class SegmentList {
   replaceAll(segs: Segment[]): Segment[] {
     const old = this.segments
     this.segments = segs
-    this.bySegno.clear()
-    for (const s of segs) this.bySegno.set(s.segno, s)
     this.originalSegments = []
     this.carried.clear()
     this.knownSizes.clear()
