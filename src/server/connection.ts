@@ -21,6 +21,11 @@ export interface ConnectionOptions {
   idleTimeoutMs: number
   /** Shared by every connection: bytes of partially received frames (max_input_bytes). */
   inputBudget?: InputBudget
+  /**
+   * The socket delivers its reads to `receive` itself (onread into a reused buffer, see
+   * reusedReads.ts) rather than as 'data' events (TLS).
+   */
+  externalReads?: boolean
 }
 
 export class Connection {
@@ -47,7 +52,7 @@ export class Connection {
       if (this.paused) this.scheduleResume()
     })
     socket.setNoDelay(true)
-    socket.on('data', (chunk: Buffer) => this.onData(chunk))
+    if (!options.externalReads) socket.on('data', (chunk: Buffer) => this.receive(chunk))
     socket.on('drain', () => {
       this.outbox.drained()
       this.maybeResume()
@@ -77,7 +82,8 @@ export class Connection {
     this.socket.setTimeout(this.options.idleTimeoutMs)
   }
 
-  private onData(chunk: Buffer): void {
+  /** Input from the socket; `chunk` may be a reused buffer, read only during the call. */
+  receive(chunk: Buffer): void {
     if (!this.handler) this.handler = this.createHandler(chunk[0] === BINARY_MAGIC_REQUEST)
     this.handler.feed(chunk)
     if (!this.handler.accepting && !this.closed) {
