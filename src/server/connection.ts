@@ -85,7 +85,12 @@ export class Connection {
   /** Input from the socket; `chunk` may be a reused buffer, read only during the call. */
   receive(chunk: Buffer): void {
     if (!this.handler) this.handler = this.createHandler(chunk[0] === BINARY_MAGIC_REQUEST)
-    this.handler.feed(chunk)
+    this.outbox.beginTurn()
+    try {
+      this.handler.feed(chunk)
+    } finally {
+      this.outbox.endTurn()
+    }
     if (!this.handler.accepting && !this.closed) {
       this.paused = true
       this.socket.pause()

@@ -151,6 +151,21 @@ export class Outbox {
     this.flushBatch()
   }
 
+  /**
+   * A read is being parsed: its replies go out together at `endTurn`, in one socket write, without
+   * a nextTick per read (the common case: every reply of a read completes during the read).
+   */
+  beginTurn(): void {
+    this.inTurn = true
+  }
+
+  endTurn(): void {
+    this.inTurn = false
+    if (this.batch.length > 0) this.flushBatch()
+  }
+
+  private inTurn = false
+
   /** Drop everything not yet written (connection gone). */
   close(): void {
     this.closed = true
@@ -243,7 +258,7 @@ export class Outbox {
       this.batch.push(chunk)
     }
     this.batchBytes += n
-    if (!this.flushScheduled) {
+    if (!this.flushScheduled && !this.inTurn) {
       this.flushScheduled = true
       process.nextTick(this.flushBatch)
     }

@@ -37,6 +37,7 @@ import {
   statLines,
   statsReply,
   valueHeader,
+  valueReply,
   versionReply,
 } from './serializer.js'
 
@@ -46,6 +47,7 @@ function outOfMemory(): StarlingError {
   return new StarlingError('OUT_OF_MEMORY', 'out of memory storing object')
 }
 const SPACE = 0x20
+const replyForThrow = (err: unknown): Buffer[] => [replyFor(err)]
 
 export class TextHandler extends ProtocolHandler {
   /** After a bad data chunk: skipping input through the next newline. */
@@ -199,6 +201,7 @@ export class TextHandler extends ProtocolHandler {
     // A blocking get holds later commands until it is answered: they must not feed it or see the
     // queue before it (memcached clients expect the wait to come first). So does a multi-get: its
     // keys run one after another, and a later command must not reach a key before it does.
+    if (keys.length === 1 && keys[0]!.options.timeoutMs === 0) return this.getOne(cmd.keys[0]!, keys[0]!, cmd.withCas)
     const blocking = keys.length > 1 || keys.some((k) => k.options.timeoutMs > 0)
     const settled = blocking ? this.hold() : undefined
     this.out.later(
@@ -232,6 +235,19 @@ export class TextHandler extends ProtocolHandler {
       },
       (err) => [replyFor(err)],
       settled,
+    )
+  }
+
+  /** The common case, one key and no wait: no per-key loop, the reply in one buffer. */
+  private getOne(key: string, { queue, options }: ParsedKey, withCas: boolean): void {
+    this.out.later(
+      (fill) =>
+        this.session.get(queue, options, (err, item) => {
+          if (err) fill(errorReply(err))
+          else if (item) fill(valueReply(key, item.flags, item.data, withCas ? item.cas : -1))
+          else fill(END)
+        }),
+      replyForThrow,
     )
   }
 
