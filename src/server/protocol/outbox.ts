@@ -40,6 +40,8 @@ const STREAM_MAX_UNREAD = 256 * 1024
 export class Slot {
   /** Reply chunks, or null while the command is in progress. */
   chunks: Buffer[] | null = null
+  /** A one-buffer reply (fillOne), written instead of `chunks` (then EMPTY): no array per reply. */
+  single: Buffer | null = null
   /** For pushWhenReady: builds the chunks (or a stream) when the slot reaches the head. */
   compute: (() => Buffer[] | ReplyStream) | null = null
   /** A reply being streamed; the slot completes when the stream ends. */
@@ -135,7 +137,19 @@ export class Outbox {
 
   /** Complete a reserved slot; an empty list means "no reply" (noreply, quiet binary ops). */
   fill(slot: Slot, ...chunks: Buffer[]): void {
+    if (slot.chunks !== null) return
     slot.chunks = chunks.length === 0 ? EMPTY : chunks
+    this.release()
+  }
+
+  /**
+   * Complete a reserved slot with one buffer, or null for no reply. Only the first fill of a slot
+   * counts, so a hot path can fill from its callback and again from a catch without a guard closure.
+   */
+  fillOne(slot: Slot, reply: Buffer | null): void {
+    if (slot.chunks !== null) return
+    slot.chunks = EMPTY
+    slot.single = reply
     this.release()
   }
 
@@ -204,7 +218,7 @@ export class Outbox {
         if (slot.chunks === null) break
         this.head++
         released++
-        bytes += this.write(slot.chunks)
+        bytes += slot.single === null ? this.write(slot.chunks) : this.writeOne(slot.single)
       }
     } finally {
       this.releasing = false
@@ -257,6 +271,19 @@ export class Outbox {
       n += chunk.length
       this.batch.push(chunk)
     }
+    this.batchBytes += n
+    if (!this.flushScheduled && !this.inTurn) {
+      this.flushScheduled = true
+      process.nextTick(this.flushBatch)
+    }
+    this.bytesWritten += n
+    return n
+  }
+
+  private writeOne(chunk: Buffer): number {
+    if (this.closed) return 0
+    const n = chunk.length
+    this.batch.push(chunk)
     this.batchBytes += n
     if (!this.flushScheduled && !this.inTurn) {
       this.flushScheduled = true

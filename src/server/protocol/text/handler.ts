@@ -47,7 +47,6 @@ function outOfMemory(): StarlingError {
   return new StarlingError('OUT_OF_MEMORY', 'out of memory storing object')
 }
 const SPACE = 0x20
-const replyForThrow = (err: unknown): Buffer[] => [replyFor(err)]
 
 export class TextHandler extends ProtocolHandler {
   /** After a bad data chunk: skipping input through the next newline. */
@@ -172,17 +171,20 @@ export class TextHandler extends ProtocolHandler {
     }
   }
 
+  /** The hot path: one slot, one callback, filled once (fillOne ignores a second fill). */
   private set(cmd: SetCommand): void {
     const queue = setKeyOrRefuse(this.out, cmd.key, this.limits.maxKeyLength, cmd.noreply)
     if (queue === null) return
+    const out = this.out
+    const slot = out.reserve()
     const noreply = cmd.noreply
-    this.later(
-      (done) =>
-        this.session.set(queue, cmd.flags, cmd.exptime, cmd.data, (err) =>
-          done(err ? (noreply ? null : errorReply(err)) : noreply ? null : STORED),
-        ),
-      noreply,
-    )
+    try {
+      this.session.set(queue, cmd.flags, cmd.exptime, cmd.data, (err) =>
+        out.fillOne(slot, noreply ? null : err ? errorReply(err) : STORED),
+      )
+    } catch (err) {
+      out.fillOne(slot, noreply ? null : replyFor(err))
+    }
   }
 
   /**
@@ -238,17 +240,17 @@ export class TextHandler extends ProtocolHandler {
     )
   }
 
-  /** The common case, one key and no wait: no per-key loop, the reply in one buffer. */
+  /** The common case, one key and no wait: no per-key loop, one callback, the reply in one buffer. */
   private getOne(key: string, { queue, options }: ParsedKey, withCas: boolean): void {
-    this.out.later(
-      (fill) =>
-        this.session.get(queue, options, (err, item) => {
-          if (err) fill(errorReply(err))
-          else if (item) fill(valueReply(key, item.flags, item.data, withCas ? item.cas : -1))
-          else fill(END)
-        }),
-      replyForThrow,
-    )
+    const out = this.out
+    const slot = out.reserve()
+    try {
+      this.session.get(queue, options, (err, item) =>
+        out.fillOne(slot, err ? errorReply(err) : item ? valueReply(key, item.flags, item.data, withCas ? item.cas : -1) : END),
+      )
+    } catch (err) {
+      out.fillOne(slot, replyFor(err))
+    }
   }
 
   /** The queue a delete or flush names, or null once the error is answered (options, bad key). */

@@ -187,3 +187,13 @@ export function metaLine(code: string, returns: MetaReturnFlags, item: MetaItemI
   }
   return Buffer.from(code + flags + '\r\n', 'latin1')
 }
+
+/** An mg hit with its value, `VA <size><flags>\r\n<data>\r\n`, in one buffer (as valueReply). */
+export function metaValueReply(returns: MetaReturnFlags, item: MetaItemInfo, data: Buffer): Buffer {
+  const header = `VA ${data.length}${metaFlags(returns, item)}\r\n`
+  const out = Buffer.allocUnsafe(header.length + data.length + 2)
+  out.write(header, 0, 'latin1')
+  data.copy(out, header.length)
+  CRLF.copy(out, header.length + data.length)
+  return out
+}
