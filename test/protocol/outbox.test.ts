@@ -133,3 +133,18 @@ t.test('a turn: replies made during a read leave in one write at its end, no tic
   await tick()
   t.same(s.written, ['xy', 'z'])
 })
+
+t.test('outboxes completed in the same tick each write once, at its end (one shared nextTick)', async (t) => {
+  const sinks = [sink(), sink(), sink()]
+  const boxes = sinks.map((s) => new Outbox(s, { maxPendingBytes: 1 << 20, maxPendingSlots: 100 }))
+  const slots = boxes.map((b) => [b.reserve(), b.reserve()])
+  // As a group commit does: the sets of several connections complete in one callback.
+  boxes.forEach((b, i) => b.fillOne(slots[i]![0]!, Buffer.from(`${i}a`)))
+  boxes.forEach((b, i) => b.fillOne(slots[i]![1]!, Buffer.from(`${i}b`)))
+  t.same(sinks.map((s) => s.written), [[], [], []], 'nothing before the tick ends')
+  await tick()
+  t.same(sinks.map((s) => s.written), [['0a0b'], ['1a1b'], ['2a2b']], 'one write each')
+  boxes[1]!.push(Buffer.from('again'))
+  await tick()
+  t.same(sinks.map((s) => s.written), [['0a0b'], ['1a1b', 'again'], ['2a2b']], 'a later tick schedules anew')
+})

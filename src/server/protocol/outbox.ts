@@ -37,6 +37,33 @@ const STREAM_TURN_BYTES = 128 * 1024
 /** ...and waits for 'drain' while more than this is unread by the client (above the socket's hwm). */
 const STREAM_MAX_UNREAD = 256 * 1024
 
+/**
+ * Outboxes with replies to send at the end of this tick, flushed by one nextTick for all of them:
+ * a group commit completes the sets of many connections at once, and a nextTick each cost more
+ * than the writes' own JS (async-context bookkeeping per tick callback).
+ */
+let dueFlushes: Array<() => void> = []
+
+function scheduleFlush(flush: () => void): void {
+  if (dueFlushes.length === 0) process.nextTick(flushDue)
+  dueFlushes.push(flush)
+}
+
+function flushDue(): void {
+  // A flush may schedule again (a reply made by a write's side effect): that goes to a new list.
+  const due = dueFlushes
+  dueFlushes = []
+  for (let i = 0; i < due.length; i++) {
+    try {
+      due[i]!()
+    } catch (err) {
+      // Never leave another connection's replies unsent because one flush threw.
+      for (let j = i + 1; j < due.length; j++) scheduleFlush(due[j]!)
+      throw err
+    }
+  }
+}
+
 export class Slot {
   /** Reply chunks, or null while the command is in progress. */
   chunks: Buffer[] | null = null
@@ -274,7 +301,7 @@ export class Outbox {
     this.batchBytes += n
     if (!this.flushScheduled && !this.inTurn) {
       this.flushScheduled = true
-      process.nextTick(this.flushBatch)
+      scheduleFlush(this.flushBatch)
     }
     this.bytesWritten += n
     return n
@@ -287,7 +314,7 @@ export class Outbox {
     this.batchBytes += n
     if (!this.flushScheduled && !this.inTurn) {
       this.flushScheduled = true
-      process.nextTick(this.flushBatch)
+      scheduleFlush(this.flushBatch)
     }
     this.bytesWritten += n
     return n
