@@ -13,6 +13,8 @@ import { BinaryHandler } from './protocol/binary/handler.js'
 import { TextHandler } from './protocol/text/handler.js'
 
 const BINARY_MAGIC_REQUEST = 0x80
+/** Input buffered while parsing is held before reading stops (close to a stream's buffering). */
+const PAUSED_READ_BYTES = 64 * 1024
 
 export interface ConnectionOptions {
   limits: ProtocolLimits
@@ -93,7 +95,10 @@ export class Connection {
     }
     if (!this.handler.accepting && !this.closed) {
       this.paused = true
-      this.socket.pause()
+      // With onread, pause() stops reading at once, and a client that hangs up while a blocking
+      // get holds its input would go unnoticed (its waiter would swallow the next item). So keep
+      // reading into the handler's buffer, as Node's stream reads did, up to a bound.
+      if (!this.options.externalReads || this.handler.buffered >= PAUSED_READ_BYTES) this.socket.pause()
     }
   }
 

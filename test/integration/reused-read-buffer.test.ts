@@ -121,3 +121,18 @@ t.test('binary: SETs held behind a blocking GET and a frame split across reads s
   const r = await b.request(get('bq_last'))
   t.ok(r.value.equals(payload(77, SIZE)), 'the frame split across reads is intact')
 })
+
+t.test('a client hanging up while a blocking GET holds its input is noticed: the next item is not swallowed', async (t) => {
+  // With onread, pausing stops reading; held connections keep reading (bounded) so EOF is seen.
+  const server = await serverFor(t)
+  const waiter = await BinaryClient.connect(server.port)
+  waiter.send(Buffer.concat([get('bw/t=5000', op.GET, 1), get('bw', op.GET, 2)])) // the second is held
+  await new Promise((r) => setTimeout(r, 200))
+  waiter.close()
+  await new Promise((r) => setTimeout(r, 300))
+  const b = await BinaryClient.connect(server.port)
+  t.teardown(() => b.close())
+  t.equal((await b.request(set('bw', 'kept', { opaque: 3 }))).status, 0)
+  const r = await b.request(get('bw', op.GET, 4))
+  t.equal(r.value.toString(), 'kept', 'the item went to the live client, not the closed one')
+})
