@@ -13,6 +13,8 @@ import { BinaryHandler } from './protocol/binary/handler.js'
 import { TextHandler } from './protocol/text/handler.js'
 
 const BINARY_MAGIC_REQUEST = 0x80
+/** Input buffered while parsing is held before reading stops (close to a stream's buffering). */
+const PAUSED_READ_BYTES = 64 * 1024
 
 export interface ConnectionOptions {
   limits: ProtocolLimits
@@ -21,6 +23,11 @@ export interface ConnectionOptions {
   idleTimeoutMs: number
   /** Shared by every connection: bytes of partially received frames (max_input_bytes). */
   inputBudget?: InputBudget
+  /**
+   * The socket delivers its reads to `receive` itself (onread into a reused buffer, see
+   * reusedReads.ts) rather than as 'data' events (TLS).
+   */
+  externalReads?: boolean
 }
 
 export class Connection {
@@ -47,7 +54,7 @@ export class Connection {
       if (this.paused) this.scheduleResume()
     })
     socket.setNoDelay(true)
-    socket.on('data', (chunk: Buffer) => this.onData(chunk))
+    if (!options.externalReads) socket.on('data', (chunk: Buffer) => this.receive(chunk))
     socket.on('drain', () => {
       this.outbox.drained()
       this.maybeResume()
@@ -77,12 +84,21 @@ export class Connection {
     this.socket.setTimeout(this.options.idleTimeoutMs)
   }
 
-  private onData(chunk: Buffer): void {
+  /** Input from the socket; `chunk` may be a reused buffer, read only during the call. */
+  receive(chunk: Buffer): void {
     if (!this.handler) this.handler = this.createHandler(chunk[0] === BINARY_MAGIC_REQUEST)
-    this.handler.feed(chunk)
+    this.outbox.beginTurn()
+    try {
+      this.handler.feed(chunk)
+    } finally {
+      this.outbox.endTurn()
+    }
     if (!this.handler.accepting && !this.closed) {
       this.paused = true
-      this.socket.pause()
+      // With onread, pause() stops reading at once, and a client that hangs up while a blocking
+      // get holds its input would go unnoticed (its waiter would swallow the next item). So keep
+      // reading into the handler's buffer, as Node's stream reads did, up to a bound.
+      if (!this.options.externalReads || this.handler.buffered >= PAUSED_READ_BYTES) this.socket.pause()
     }
   }
 

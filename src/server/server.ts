@@ -9,6 +9,7 @@ import { createServer as createTlsServer, type Server as TlsServer } from 'node:
 import { ConfigError } from './errors.js'
 import type { ServerConfig, TlsConfig } from './config.js'
 import { Connection } from './connection.js'
+import { adoptWithReusedReads } from './reusedReads.js'
 import { Dispatcher } from './dispatcher.js'
 import { InputBudget } from './protocol/inputBudget.js'
 import { QueueCollection } from './engine/queueCollection.js'
@@ -100,7 +101,12 @@ export class StarlingServer {
     this.log.info({ queues: replay.queues, items: replay.items, durationMs: replay.durationMs }, 'replay complete')
     this.http?.markReady()
 
-    this.plain = createServer((socket) => this.accept(socket))
+    // Plain TCP reads into one reused buffer (reusedReads.ts); TLS sockets keep 'data' events.
+    this.plain = createServer({ pauseOnConnect: true }, (accepted) => {
+      let conn: Connection | null = null
+      const socket = adoptWithReusedReads(accepted, (chunk) => conn?.receive(chunk))
+      conn = this.accept(socket, true)
+    })
     this.plain.maxConnections = this.config.maxConnections
     const port = await listen(this.plain, this.config.port, this.config.host)
     let tlsPort: number | null = null
@@ -164,7 +170,7 @@ export class StarlingServer {
     return this.config
   }
 
-  private accept(socket: Socket): void {
+  private accept(socket: Socket, externalReads = false): Connection {
     this.counters.currConnections++
     this.counters.totalConnections++
     const conn = new Connection(
@@ -179,6 +185,7 @@ export class StarlingServer {
         outbox: { maxPendingBytes: this.config.maxOutputBytes, maxPendingSlots: this.config.maxPendingReplies },
         idleTimeoutMs: this.config.timeoutSec * 1000,
         inputBudget: this.inputBudget,
+        externalReads,
       },
       (c) => {
         this.counters.currConnections--
@@ -186,6 +193,7 @@ export class StarlingServer {
       },
     )
     this.connections.add(conn)
+    return conn
   }
 
   /** Clean shutdown. Safe to call more than once. */

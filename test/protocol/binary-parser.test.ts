@@ -325,7 +325,7 @@ t.test('responses are byte-exact', async (t) => {
     hex('81 0c 0005 04 00 0000 00000009 00000003 000000000000002a 00000001') + Buffer.from('q/t=5').toString('hex'),
     'GETK hit with an empty value',
   )
-  t.equal(encodeItem(0x0d, 0, 'q', 0, 1, Buffer.alloc(0)).length, 1, 'an empty value adds no chunk')
+  t.equal(encodeItem(0x0d, 0, 'q', 0, 1, Buffer.alloc(0)).length, 24 + 4 + 1, 'one buffer: header, flags, key, empty value')
   t.equal(
     join(encodeKeyMiss(0x0c, 4, 'k\xe9')),
     hex('81 0c 0002 00 00 0001 00000002 00000004 0000000000000000 6be9'),

@@ -100,3 +100,51 @@ t.test('pushWhenReady computes its reply only when every earlier reply is done',
   await tick()
   t.same(s.written, ['STORED stats:after now:after'], 'nothing pending: computed at once')
 })
+
+t.test('fillOne: one-buffer replies keep command order, only the first fill of a slot counts', async (t) => {
+  const s = sink()
+  const out = new Outbox(s, { maxPendingBytes: 1 << 20, maxPendingSlots: 100 })
+  const a = out.reserve()
+  const b = out.reserve()
+  const c = out.reserve()
+  out.fillOne(c, Buffer.from('c'))
+  out.fillOne(b, null) // noreply
+  out.fillOne(b, Buffer.from('late')) // ignored: b is already settled
+  t.equal(out.pendingSlots, 3, 'nothing leaves before the head is filled')
+  out.fillOne(a, Buffer.from('a'))
+  out.fill(a, Buffer.from('again')) // ignored too
+  await tick()
+  t.same(s.written, ['ac'])
+  t.equal(out.pendingSlots, 0)
+})
+
+t.test('a turn: replies made during a read leave in one write at its end, no tick needed', async (t) => {
+  const s = sink()
+  const out = new Outbox(s, { maxPendingBytes: 1 << 20, maxPendingSlots: 100 })
+  out.beginTurn()
+  out.push(Buffer.from('x'))
+  out.fillOne(out.reserve(), Buffer.from('y'))
+  t.same(s.written, [], 'held during the turn')
+  out.endTurn()
+  t.same(s.written, ['xy'], 'written at its end, together')
+  const later = out.reserve()
+  out.fillOne(later, Buffer.from('z')) // outside a turn: at the end of the tick
+  t.same(s.written, ['xy'])
+  await tick()
+  t.same(s.written, ['xy', 'z'])
+})
+
+t.test('outboxes completed in the same tick each write once, at its end (one shared nextTick)', async (t) => {
+  const sinks = [sink(), sink(), sink()]
+  const boxes = sinks.map((s) => new Outbox(s, { maxPendingBytes: 1 << 20, maxPendingSlots: 100 }))
+  const slots = boxes.map((b) => [b.reserve(), b.reserve()])
+  // As a group commit does: the sets of several connections complete in one callback.
+  boxes.forEach((b, i) => b.fillOne(slots[i]![0]!, Buffer.from(`${i}a`)))
+  boxes.forEach((b, i) => b.fillOne(slots[i]![1]!, Buffer.from(`${i}b`)))
+  t.same(sinks.map((s) => s.written), [[], [], []], 'nothing before the tick ends')
+  await tick()
+  t.same(sinks.map((s) => s.written), [['0a0b'], ['1a1b'], ['2a2b']], 'one write each')
+  boxes[1]!.push(Buffer.from('again'))
+  await tick()
+  t.same(sinks.map((s) => s.written), [['0a0b'], ['1a1b', 'again'], ['2a2b']], 'a later tick schedules anew')
+})

@@ -98,3 +98,19 @@ t.test('meta status lines: flags in request order, O and k echoed without an ite
   t.equal(text(S.metaLine('NS', returns({ order: 'O', opaque: 'x' }), null)), 'NS Ox\r\n')
   t.equal(text(S.metaLine('HD', returns({ order: 't' }), { ...item, ttlSeconds: 30 })), 'HD t30\r\n')
 })
+
+t.test('valueReply: a whole single-key hit in one buffer, as header + data + CRLF + END', async (t) => {
+  const data = Buffer.from([0, 1, 0xff, 0x0d, 0x0a, 0x41])
+  const key = 'k\u00e9y' // latin1: one byte per char
+  t.same(S.valueReply(key, 7, data), Buffer.concat([S.valueHeader(key, 7, data.length), data, S.CRLF, S.END]))
+  t.same(S.valueReply(key, 0, data, 42), Buffer.concat([S.valueHeader(key, 0, data.length, 42), data, S.CRLF, S.END]), 'gets: with cas')
+  t.equal(text(S.valueReply('q', 1, Buffer.alloc(0))), 'VALUE q 1 0\r\n\r\nEND\r\n', 'empty value')
+})
+
+t.test('metaValueReply: an mg hit in one buffer, as the VA line + data + CRLF', async (t) => {
+  const returns = { order: ['f', 's', 'O'], opaque: 'x1', quiet: false, base64: false, keyToken: 'q' } as unknown as MetaReturnFlags
+  const info = { flags: 3, size: 2, cas: 9, ttlSeconds: -1 }
+  const data = Buffer.from('hi')
+  t.equal(text(S.metaValueReply(returns, info, data)), 'VA 2 f3 s2 Ox1\r\nhi\r\n')
+  t.same(S.metaValueReply(returns, info, data), Buffer.concat([S.metaLine('VA 2', returns, info), data, S.CRLF]))
+})

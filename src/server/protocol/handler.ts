@@ -87,6 +87,7 @@ export abstract class ProtocolHandler {
     }
   }
 
+  /** Parse what `chunk` holds. It is read only during the call: the caller may reuse its memory. */
   feed(chunk: Buffer): void {
     if (this.closed) return
     let offset = 0
@@ -99,6 +100,20 @@ export abstract class ProtocolHandler {
     }
     this.append(offset === 0 ? chunk : chunk.subarray(offset))
     this.pump()
+    // The chunk may be the connection's reused read buffer (onread): what is left of it (a partial
+    // frame, commands held back) must be copied out before the next read overwrites it.
+    if (this.end > this.start && !this.bufOwned) this.keepRest()
+  }
+
+  /** Copy the unparsed bytes into a buffer of our own, sized for the frame being awaited. */
+  private keepRest(): void {
+    const pending = this.end - this.start
+    const next = Buffer.allocUnsafe(Math.max(pending * 2, this.wanted, 4096))
+    this.buf.copy(next, 0, this.start, this.end)
+    this.buf = next
+    this.bufOwned = true
+    this.start = 0
+    this.end = pending
   }
 
   /**

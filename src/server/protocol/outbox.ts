@@ -37,9 +37,38 @@ const STREAM_TURN_BYTES = 128 * 1024
 /** ...and waits for 'drain' while more than this is unread by the client (above the socket's hwm). */
 const STREAM_MAX_UNREAD = 256 * 1024
 
+/**
+ * Outboxes with replies to send at the end of this tick, flushed by one nextTick for all of them:
+ * a group commit completes the sets of many connections at once, and a nextTick each cost more
+ * than the writes' own JS (async-context bookkeeping per tick callback).
+ */
+let dueFlushes: Array<() => void> = []
+
+function scheduleFlush(flush: () => void): void {
+  if (dueFlushes.length === 0) process.nextTick(flushDue)
+  dueFlushes.push(flush)
+}
+
+function flushDue(): void {
+  // A flush may schedule again (a reply made by a write's side effect): that goes to a new list.
+  const due = dueFlushes
+  dueFlushes = []
+  for (let i = 0; i < due.length; i++) {
+    try {
+      due[i]!()
+    } catch (err) {
+      // Never leave another connection's replies unsent because one flush threw.
+      for (let j = i + 1; j < due.length; j++) scheduleFlush(due[j]!)
+      throw err
+    }
+  }
+}
+
 export class Slot {
   /** Reply chunks, or null while the command is in progress. */
   chunks: Buffer[] | null = null
+  /** A one-buffer reply (fillOne), written instead of `chunks` (then EMPTY): no array per reply. */
+  single: Buffer | null = null
   /** For pushWhenReady: builds the chunks (or a stream) when the slot reaches the head. */
   compute: (() => Buffer[] | ReplyStream) | null = null
   /** A reply being streamed; the slot completes when the stream ends. */
@@ -135,7 +164,19 @@ export class Outbox {
 
   /** Complete a reserved slot; an empty list means "no reply" (noreply, quiet binary ops). */
   fill(slot: Slot, ...chunks: Buffer[]): void {
+    if (slot.chunks !== null) return
     slot.chunks = chunks.length === 0 ? EMPTY : chunks
+    this.release()
+  }
+
+  /**
+   * Complete a reserved slot with one buffer, or null for no reply. Only the first fill of a slot
+   * counts, so a hot path can fill from its callback and again from a catch without a guard closure.
+   */
+  fillOne(slot: Slot, reply: Buffer | null): void {
+    if (slot.chunks !== null) return
+    slot.chunks = EMPTY
+    slot.single = reply
     this.release()
   }
 
@@ -150,6 +191,21 @@ export class Outbox {
   flush(): void {
     this.flushBatch()
   }
+
+  /**
+   * A read is being parsed: its replies go out together at `endTurn`, in one socket write, without
+   * a nextTick per read (the common case: every reply of a read completes during the read).
+   */
+  beginTurn(): void {
+    this.inTurn = true
+  }
+
+  endTurn(): void {
+    this.inTurn = false
+    if (this.batch.length > 0) this.flushBatch()
+  }
+
+  private inTurn = false
 
   /** Drop everything not yet written (connection gone). */
   close(): void {
@@ -189,7 +245,7 @@ export class Outbox {
         if (slot.chunks === null) break
         this.head++
         released++
-        bytes += this.write(slot.chunks)
+        bytes += slot.single === null ? this.write(slot.chunks) : this.writeOne(slot.single)
       }
     } finally {
       this.releasing = false
@@ -243,9 +299,22 @@ export class Outbox {
       this.batch.push(chunk)
     }
     this.batchBytes += n
-    if (!this.flushScheduled) {
+    if (!this.flushScheduled && !this.inTurn) {
       this.flushScheduled = true
-      process.nextTick(this.flushBatch)
+      scheduleFlush(this.flushBatch)
+    }
+    this.bytesWritten += n
+    return n
+  }
+
+  private writeOne(chunk: Buffer): number {
+    if (this.closed) return 0
+    const n = chunk.length
+    this.batch.push(chunk)
+    this.batchBytes += n
+    if (!this.flushScheduled && !this.inTurn) {
+      this.flushScheduled = true
+      scheduleFlush(this.flushBatch)
     }
     this.bytesWritten += n
     return n

@@ -29,6 +29,7 @@ import {
   type StatRequest,
 } from './commands.js'
 import { parseRequest } from './parser.js'
+import type { DeliveredItem } from '../../dispatcher.js'
 import type { Fill } from '../outbox.js'
 import { statsStream } from '../statsStream.js'
 import { encodeError, encodeItem, encodeKeyMiss, encodeResponse, encodeStatPairs, encodeStats } from './serializer.js'
@@ -156,22 +157,41 @@ export class BinaryHandler extends ProtocolHandler {
 
   private get(request: GetRequest): void {
     const { queue, options } = parseQueueKey(request.key, this.limits.maxKeyLength)
-    const { opcode, opaque, key, quiet, withKey } = request
+    const { opcode, opaque } = request
     // A blocking get holds later requests until it is answered (arrival order).
-    const settled = options.timeoutMs > 0 ? this.hold() : undefined
-    this.later(
-      opcode,
-      opaque,
-      (fill) =>
-        this.session.get(queue, options, (err, item) => {
-          if (err) fill(this.errorFor(opcode, opaque, err))
-          else if (item) fill(...encodeItem(opcode, opaque, withKey ? key : null, item.flags, item.cas, item.data))
-          else if (quiet) fill()
-          else if (withKey) fill(encodeKeyMiss(opcode, opaque, key))
-          else fill(encodeError(opcode, opaque, Status.KEY_ENOENT))
-        }),
-      settled,
-    )
+    if (options.timeoutMs > 0) {
+      const settled = this.hold()
+      this.later(
+        opcode,
+        opaque,
+        (fill) =>
+          this.session.get(queue, options, (err, item) => {
+            const reply = this.getReply(request, err, item)
+            if (reply === null) fill()
+            else fill(reply)
+          }),
+        settled,
+      )
+      return
+    }
+    // The hot path: one slot, one callback, filled once (fillOne ignores a second fill).
+    const out = this.out
+    const slot = out.reserve()
+    try {
+      this.session.get(queue, options, (err, item) => out.fillOne(slot, this.getReply(request, err, item)))
+    } catch (err) {
+      out.fillOne(slot, this.errorForThrow(opcode, opaque, err))
+    }
+  }
+
+  /** A GET's reply: the item, a miss (nothing for a quiet GET), or the error. */
+  private getReply(request: GetRequest, err: StarlingError | null, item: DeliveredItem | null): Buffer | null {
+    const { opcode, opaque, key, quiet, withKey } = request
+    if (err) return this.errorFor(opcode, opaque, err)
+    if (item) return encodeItem(opcode, opaque, withKey ? key : null, item.flags, item.cas, item.data)
+    if (quiet) return null
+    if (withKey) return encodeKeyMiss(opcode, opaque, key)
+    return encodeError(opcode, opaque, Status.KEY_ENOENT)
   }
 
   private set(request: SetRequest): void {
@@ -182,13 +202,15 @@ export class BinaryHandler extends ProtocolHandler {
       this.out.push(encodeError(opcode, opaque, Status.NOT_SUPPORTED, 'cas is not supported on a queue'))
       return
     }
-    this.later(opcode, opaque, (fill) =>
-      this.session.set(queue, request.flags, request.exptime, request.value, (err) => {
-        if (err) fill(this.errorFor(opcode, opaque, err))
-        else if (quiet) fill()
-        else fill(encodeResponse(opcode, opaque, Status.NO_ERROR))
-      }),
-    )
+    const out = this.out
+    const slot = out.reserve()
+    try {
+      this.session.set(queue, request.flags, request.exptime, request.value, (err) =>
+        out.fillOne(slot, err ? this.errorFor(opcode, opaque, err) : quiet ? null : encodeResponse(opcode, opaque, Status.NO_ERROR)),
+      )
+    } catch (err) {
+      out.fillOne(slot, this.errorForThrow(opcode, opaque, err))
+    }
   }
 
   private delete(request: DeleteRequest): void {

@@ -37,6 +37,7 @@ import {
   statLines,
   statsReply,
   valueHeader,
+  valueReply,
   versionReply,
 } from './serializer.js'
 
@@ -170,17 +171,20 @@ export class TextHandler extends ProtocolHandler {
     }
   }
 
+  /** The hot path: one slot, one callback, filled once (fillOne ignores a second fill). */
   private set(cmd: SetCommand): void {
     const queue = setKeyOrRefuse(this.out, cmd.key, this.limits.maxKeyLength, cmd.noreply)
     if (queue === null) return
+    const out = this.out
+    const slot = out.reserve()
     const noreply = cmd.noreply
-    this.later(
-      (done) =>
-        this.session.set(queue, cmd.flags, cmd.exptime, cmd.data, (err) =>
-          done(err ? (noreply ? null : errorReply(err)) : noreply ? null : STORED),
-        ),
-      noreply,
-    )
+    try {
+      this.session.set(queue, cmd.flags, cmd.exptime, cmd.data, (err) =>
+        out.fillOne(slot, noreply ? null : err ? errorReply(err) : STORED),
+      )
+    } catch (err) {
+      out.fillOne(slot, noreply ? null : replyFor(err))
+    }
   }
 
   /**
@@ -199,6 +203,7 @@ export class TextHandler extends ProtocolHandler {
     // A blocking get holds later commands until it is answered: they must not feed it or see the
     // queue before it (memcached clients expect the wait to come first). So does a multi-get: its
     // keys run one after another, and a later command must not reach a key before it does.
+    if (keys.length === 1 && keys[0]!.options.timeoutMs === 0) return this.getOne(cmd.keys[0]!, keys[0]!, cmd.withCas)
     const blocking = keys.length > 1 || keys.some((k) => k.options.timeoutMs > 0)
     const settled = blocking ? this.hold() : undefined
     this.out.later(
@@ -233,6 +238,19 @@ export class TextHandler extends ProtocolHandler {
       (err) => [replyFor(err)],
       settled,
     )
+  }
+
+  /** The common case, one key and no wait: no per-key loop, one callback, the reply in one buffer. */
+  private getOne(key: string, { queue, options }: ParsedKey, withCas: boolean): void {
+    const out = this.out
+    const slot = out.reserve()
+    try {
+      this.session.get(queue, options, (err, item) =>
+        out.fillOne(slot, err ? errorReply(err) : item ? valueReply(key, item.flags, item.data, withCas ? item.cas : -1) : END),
+      )
+    } catch (err) {
+      out.fillOne(slot, replyFor(err))
+    }
   }
 
   /** The queue a delete or flush names, or null once the error is answered (options, bad key). */

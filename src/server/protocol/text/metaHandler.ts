@@ -9,7 +9,7 @@ import { plainQueueName } from '../keyOptions.js'
 import { readKeyOrRefuse, setKeyOrRefuse } from './keys.js'
 import type { Outbox } from '../outbox.js'
 import type { MetaCommand, MetaReturnFlags } from './commands.js'
-import { CRLF, EN, MN, errorReply, metaLine, replyFor, type MetaItemInfo } from './serializer.js'
+import { EN, MN, errorReply, metaLine, metaValueReply, replyFor, type MetaItemInfo } from './serializer.js'
 
 export interface MetaContext {
   session: Session
@@ -54,7 +54,7 @@ function metaGet(key: string, value: boolean, returns: MetaReturnFlags, ctx: Met
         if (!item) return returns.quiet ? fill() : fill(metaLine('EN', returns, null))
         const info = itemInfo(item)
         if (!value) return fill(metaLine('HD', returns, info))
-        fill(metaLine('VA ' + item.data.length, returns, info), item.data, CRLF)
+        fill(metaValueReply(returns, info, item.data))
       }),
     options.timeoutMs > 0 ? ctx.hold() : undefined,
   )

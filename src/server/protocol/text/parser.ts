@@ -45,6 +45,9 @@ export function parseCommand(buf: Buffer, start: number, end: number, limits: Pr
   const lineLength = nl + 1 - start
   const n = tokens.split(buf, start, lineEnd)
   if (n === 0) return command(lineLength, UNKNOWN)
+  // The two hot commands by their bytes: no string for the command name.
+  if (tokens.is(0, 'set')) return parseStorage('set', n, buf, start, end, lineLength, limits)
+  if (tokens.is(0, 'get')) return parseGet(false, n, lineLength)
   const name = tokens.text(0)
   switch (name) {
     case 'get':

@@ -92,6 +92,22 @@ export function valueHeader(key: string, flags: number, bytes: number, cas = -1)
   return Buffer.from(text, 'latin1')
 }
 
+const VALUE_TAIL = Buffer.from('\r\nEND\r\n', 'latin1')
+
+/**
+ * A whole single-key hit, `VALUE ...\r\n<data>\r\nEND\r\n`, in one buffer: one allocation and one
+ * copy of the data, and the Outbox writes it as is (no header Buffer, no concat at flush).
+ */
+export function valueReply(key: string, flags: number, data: Buffer, cas = -1): Buffer {
+  const header = cas < 0 ? `VALUE ${key} ${flags} ${data.length}\r\n` : `VALUE ${key} ${flags} ${data.length} ${cas}\r\n`
+  const out = Buffer.allocUnsafe(header.length + data.length + VALUE_TAIL.length)
+  // latin1: one byte per char, so header.length is its size in bytes.
+  out.write(header, 0, 'latin1')
+  data.copy(out, header.length)
+  VALUE_TAIL.copy(out, header.length + data.length)
+  return out
+}
+
 /** `STAT <name> <value>` lines then `END`, as one buffer. */
 export function statsReply(pairs: ReadonlyArray<readonly [string, string]>): Buffer {
   return Buffer.from(statText(pairs) + 'END\r\n', 'latin1')
@@ -170,4 +186,14 @@ export function metaLine(code: string, returns: MetaReturnFlags, item: MetaItemI
     }
   }
   return Buffer.from(code + flags + '\r\n', 'latin1')
+}
+
+/** An mg hit with its value, `VA <size><flags>\r\n<data>\r\n`, in one buffer (as valueReply). */
+export function metaValueReply(returns: MetaReturnFlags, item: MetaItemInfo, data: Buffer): Buffer {
+  const header = `VA ${data.length}${metaFlags(returns, item)}\r\n`
+  const out = Buffer.allocUnsafe(header.length + data.length + 2)
+  out.write(header, 0, 'latin1')
+  data.copy(out, header.length)
+  CRLF.copy(out, header.length + data.length)
+  return out
 }
