@@ -27,6 +27,23 @@ const MIN_CHUNK = 256
 const MAX_CHUNK = 256 * 1024
 /** A chunk at most this big is kept for reuse when the store empties (a shallow, busy queue). */
 const KEEP_CHUNK = 4096
+/**
+ * Full-size chunks released, kept for the next one needed, by any queue (at most 8 MiB): a
+ * draining queue frees chunks as fast as read-behind or new sets need them, and malloc'd blocks of
+ * this size freed in FIFO order leave holes the allocator does not give back to the OS.
+ */
+const spareChunks: Buffer[] = []
+const SPARE_CHUNKS_MAX = 32
+
+function newChunk(size: number): Buffer {
+  if (size === MAX_CHUNK) return spareChunks.pop() ?? Buffer.allocUnsafeSlow(MAX_CHUNK)
+  // small chunks come from Node's shared pool (no ArrayBuffer of their own)
+  return size < KEEP_CHUNK ? Buffer.allocUnsafe(size) : Buffer.allocUnsafeSlow(size)
+}
+
+function releaseChunk(c: Buffer): void {
+  if (c.length === MAX_CHUNK && spareChunks.length < SPARE_CHUNKS_MAX) spareChunks.push(c)
+}
 
 export class ItemStore {
   /** chunks[0] holds the head record; the last chunk is written at `tail`. */
@@ -77,8 +94,7 @@ export class ItemStore {
   private addChunk(need: number): Buffer {
     const last = this.chunks[this.chunks.length - 1]
     const size = Math.min(MAX_CHUNK, Math.max(MIN_CHUNK, last === undefined ? 0 : last.length * 2, need))
-    // small chunks come from Node's shared pool (no ArrayBuffer of their own), big ones do not
-    const c = size < KEEP_CHUNK ? Buffer.allocUnsafe(size) : Buffer.allocUnsafeSlow(size)
+    const c = newChunk(size)
     this.chunks.push(c)
     this.tail = 0
     return c
@@ -141,8 +157,14 @@ export class ItemStore {
     this.n--
     this.payload -= len
     if (this.n === 0) {
-      const last = this.chunks[this.chunks.length - 1]!
-      this.chunks = last.length <= KEEP_CHUNK ? [last] : []
+      const last = this.chunks.pop()!
+      for (const c of this.chunks) releaseChunk(c)
+      if (last.length <= KEEP_CHUNK) {
+        this.chunks = [last]
+      } else {
+        releaseChunk(last)
+        this.chunks = []
+      }
       this.head = 0
       this.tail = 0
       return
@@ -151,12 +173,14 @@ export class ItemStore {
       ci++
       at = 0
     }
+    for (let i = 0; i < ci; i++) releaseChunk(this.chunks[i]!)
     if (ci > 0) this.chunks.splice(0, ci)
     this.head = at
   }
 
   /** Drop everything. */
   clear(): void {
+    for (const c of this.chunks) releaseChunk(c)
     this.chunks = []
     this.head = 0
     this.tail = 0
