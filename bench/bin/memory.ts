@@ -4,7 +4,9 @@
  * (dist/src/server/main.js) with default settings on a temp spool.
  *
  *   node dist/bench/bin/memory.js [-n 1000000] [-size 256] [-window 4] [-batch 1000]
- *                                 [-main path/to/main.js] [-config file.yml] [-node-args "..."] [-keep]
+ *                                 [-main bin/starling|path/to/main.js] [-config file.yml] [-node-args "..."] [-keep]
+ *
+ * The server is bin/starling (with the node flags of its #! line) unless -main names a main.js.
  *
  * One connection pipelines `set` commands in batches (`-window` batches in flight), then, after the
  * restart, `get`s them back in the same way; every item must come back, in order, intact (each
@@ -26,7 +28,8 @@ function arg(name: string, dflt: string): string {
   return i > 0 && i + 1 < process.argv.length ? process.argv[i + 1]! : dflt
 }
 
-const MAIN = arg('main', join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'src', 'server', 'main.js'))
+// bin/starling as installed (with its node flags), from the project root; or a main.js, run by node
+const MAIN = arg('main', join(dirname(fileURLToPath(import.meta.url)), '..', '..', '..', 'bin', 'starling'))
 const N = Number(arg('n', '1000000'))
 const SIZE = Number(arg('size', '256'))
 const WINDOW = Number(arg('window', '4'))
@@ -53,8 +56,10 @@ interface Server {
 
 async function start(spool: string): Promise<Server> {
   const t0 = performance.now()
-  const args = [...NODE_ARGS, MAIN, '-h', '127.0.0.1', '-p', '0', '-q', spool, ...(CONFIG ? ['-f', CONFIG] : [])]
-  const proc = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'] })
+  const args = [MAIN, '-h', '127.0.0.1', '-p', '0', '-q', spool, ...(CONFIG ? ['-f', CONFIG] : [])]
+  const proc = MAIN.endsWith('.js')
+    ? spawn(process.execPath, [...NODE_ARGS, ...args], { stdio: ['ignore', 'pipe', 'pipe'] })
+    : spawn(MAIN, args.slice(1), { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, NODE_OPTIONS: NODE_ARGS.join(' ') } })
   const port = await new Promise<number>((resolve, reject) => {
     let text = ''
     proc.on('exit', (code) => reject(new Error(`server exited ${code}: ${text}`)))
