@@ -7,7 +7,7 @@
 import { readFileSync } from 'node:fs'
 import { connect, type Socket } from 'node:net'
 import t from 'tap'
-import { ITEM_OVERHEAD_BYTES } from '../../src/server/engine/itemStore.js'
+import { COMPACT_HEADER_BYTES, ITEM_SLACK_BYTES } from '../../src/server/engine/itemStore.js'
 import { serverFor, startServer, type RunningServer } from '../helpers/server.js'
 
 const COUNT = 150_000
@@ -98,7 +98,7 @@ t.test(`${COUNT} x ${SIZE} B with max_memory_size 4MB: RSS within ${MARGIN_MIB} 
   const memBytes = await stat(p, 'mem_bytes')
   const memCount = await stat(p, 'mem_count')
   t.ok(memBytes <= BUDGET, `mem_bytes ${memBytes} within the budget`)
-  t.equal(memBytes, memCount * (SIZE + ITEM_OVERHEAD_BYTES), 'mem_bytes charges payload + overhead per item')
+  t.equal(memBytes, memCount * (SIZE + COMPACT_HEADER_BYTES + ITEM_SLACK_BYTES), 'mem_bytes charges payload + header + slack per item')
   t.ok(memCount < COUNT, `${memCount} items in memory, the rest read back from disk`)
   t.ok(peak < bound, `filling: RSS peak ${peak.toFixed(0)} MiB (idle ${idle.toFixed(0)})`)
   p.close()

@@ -24,9 +24,9 @@ export class ItemDeque implements ItemSink {
     return this.store.bytes + this.returnedBytes
   }
 
-  /** What the items cost in memory: payload plus the per-item overhead (the memory budgets). */
+  /** What the items cost in memory: payload plus each one's header and slack (the memory budgets). */
   get cost(): number {
-    return this.bytes + this.length * ITEM_OVERHEAD_BYTES
+    return this.bytes + this.store.overheadBytes + this.returned.length * ITEM_OVERHEAD_BYTES
   }
 
   /** A new item, newer than every item held (its data is copied). */

@@ -12,16 +12,27 @@
  */
 import { NewItem, type QueueItem } from './item.js'
 
-/** Header: seq f64 @0, expiresAt f64 @8, addedAt f64 @16, flags u32 @24, payload length u32 @28. */
-export const ITEM_HEADER_BYTES = 32
-
 /**
- * What one item costs in memory beyond its payload, charged against max_memory_size and
- * max_memory_total: the 32-byte header plus the skipped chunk tails (< 32 bytes per chunk, a few
- * per MiB). Measured with bench/bin/memory.ts: RSS minus payload over 1M x 16 B items held in
- * memory, less the idle server's RSS, is 33-36 bytes per item (README, Performance).
+ * Two header forms. Compact (16 B), for the usual item (no exptime, seq within 2^32 of the one
+ * before, added within ±24 days of the store's base time): u32 length | COMPACT, u32 seq delta,
+ * u32 flags, i32 addedAt - base. Full (32 B): u32 length, u32 flags, f64 seq, f64 expiresAt,
+ * f64 addedAt. The seq delta is from the record before (0 before the first one).
  */
-export const ITEM_OVERHEAD_BYTES = 40
+export const COMPACT_HEADER_BYTES = 16
+export const FULL_HEADER_BYTES = 32
+const COMPACT = 0x80000000
+/** A header never straddles two chunks: a chunk's tail shorter than this is skipped. */
+const ITEM_HEADER_BYTES = FULL_HEADER_BYTES
+/** Charged per item beyond its header: the skipped chunk tails and spare chunks, on average. */
+export const ITEM_SLACK_BYTES = 8
+/**
+ * The most one item costs in memory beyond its payload (full header + slack): what the budgets
+ * (max_memory_size, max_memory_total) charge for an item before it is stored; once stored it is
+ * charged its real header (overheadBytes). Measured with bench/bin/memory.ts (README, Performance):
+ * 1M x 16 B items in memory take 16 MB of payload + 16 MB of headers + ~0.2 MB of chunk tails.
+ */
+export const ITEM_OVERHEAD_BYTES = FULL_HEADER_BYTES + ITEM_SLACK_BYTES
+const I32_MAX = 0x7fffffff
 
 const MIN_CHUNK = 256
 const MAX_CHUNK = 256 * 1024
@@ -52,6 +63,11 @@ export class ItemStore {
   private tail = 0
   private n = 0
   private payload = 0
+  private overhead = 0
+  /** seq of the last record written / read (seq deltas), and the base of compact addedAt. */
+  private lastPushedSeq = 0
+  private lastReadSeq = 0
+  private baseTime = 0
 
   get count(): number {
     return this.n
@@ -62,18 +78,37 @@ export class ItemStore {
     return this.payload
   }
 
+  /** Per-item overhead of the items held: their headers plus ITEM_SLACK_BYTES each. */
+  get overheadBytes(): number {
+    return this.overhead
+  }
+
   /** Append an item whose payload is src[start, end) (copied: src may be reused afterwards). */
   push(seq: number, flags: number, expiresAt: number, addedAt: number, src: Buffer, start: number, end: number): void {
     const len = end - start
     let c = this.chunks[this.chunks.length - 1]
     if (c === undefined || c.length - this.tail < ITEM_HEADER_BYTES) c = this.addChunk(ITEM_HEADER_BYTES + len)
     let at = this.tail
-    c.writeDoubleLE(seq, at)
-    c.writeDoubleLE(expiresAt, at + 8)
-    c.writeDoubleLE(addedAt, at + 16)
-    c.writeUInt32LE(flags >>> 0, at + 24)
-    c.writeUInt32LE(len, at + 28)
-    at += ITEM_HEADER_BYTES
+    if (this.n === 0) this.baseTime = addedAt
+    const seqDelta = seq - this.lastPushedSeq
+    const timeDelta = addedAt - this.baseTime
+    if (expiresAt === 0 && seqDelta > 0 && seqDelta <= 0xffffffff && Number.isInteger(timeDelta) && timeDelta >= -I32_MAX && timeDelta <= I32_MAX && len < COMPACT) {
+      c.writeUInt32LE((len | COMPACT) >>> 0, at)
+      c.writeUInt32LE(seqDelta, at + 4)
+      c.writeUInt32LE(flags >>> 0, at + 8)
+      c.writeInt32LE(timeDelta, at + 12)
+      at += COMPACT_HEADER_BYTES
+      this.overhead += COMPACT_HEADER_BYTES + ITEM_SLACK_BYTES
+    } else {
+      c.writeUInt32LE(len, at)
+      c.writeUInt32LE(flags >>> 0, at + 4)
+      c.writeDoubleLE(seq, at + 8)
+      c.writeDoubleLE(expiresAt, at + 16)
+      c.writeDoubleLE(addedAt, at + 24)
+      at += FULL_HEADER_BYTES
+      this.overhead += FULL_HEADER_BYTES + ITEM_SLACK_BYTES
+    }
+    this.lastPushedSeq = seq
     let from = start
     while (from < end) {
       if (at === c.length) {
@@ -101,20 +136,26 @@ export class ItemStore {
   }
 
   // The head item's fields (only when count > 0).
+  private get headCompact(): boolean {
+    return (this.chunks[0]!.readUInt32LE(this.head) & COMPACT) !== 0
+  }
+
   get headSeq(): number {
-    return this.chunks[0]!.readDoubleLE(this.head)
+    const c = this.chunks[0]!
+    return this.headCompact ? this.lastReadSeq + c.readUInt32LE(this.head + 4) : c.readDoubleLE(this.head + 8)
   }
 
   get headExpiresAt(): number {
-    return this.chunks[0]!.readDoubleLE(this.head + 8)
+    return this.headCompact ? 0 : this.chunks[0]!.readDoubleLE(this.head + 16)
   }
 
   get headAddedAt(): number {
-    return this.chunks[0]!.readDoubleLE(this.head + 16)
+    const c = this.chunks[0]!
+    return this.headCompact ? this.baseTime + c.readInt32LE(this.head + 12) : c.readDoubleLE(this.head + 24)
   }
 
   get headLength(): number {
-    return this.chunks[0]!.readUInt32LE(this.head + 28)
+    return (this.chunks[0]!.readUInt32LE(this.head) & ~COMPACT) >>> 0
   }
 
   /** The head item as an object, its payload copied out; `remove` also takes it off the store. */
@@ -129,12 +170,23 @@ export class ItemStore {
   private read(remove: boolean): QueueItem {
     let c = this.chunks[0]!
     let at = this.head
-    const seq = c.readDoubleLE(at)
-    const expiresAt = c.readDoubleLE(at + 8)
-    const addedAt = c.readDoubleLE(at + 16)
-    const flags = c.readUInt32LE(at + 24)
-    const len = c.readUInt32LE(at + 28)
-    at += ITEM_HEADER_BYTES
+    const word = c.readUInt32LE(at)
+    const len = (word & ~COMPACT) >>> 0
+    let seq: number, flags: number, expiresAt: number, addedAt: number, header: number
+    if ((word & COMPACT) !== 0) {
+      seq = this.lastReadSeq + c.readUInt32LE(at + 4)
+      flags = c.readUInt32LE(at + 8)
+      expiresAt = 0
+      addedAt = this.baseTime + c.readInt32LE(at + 12)
+      header = COMPACT_HEADER_BYTES
+    } else {
+      flags = c.readUInt32LE(at + 4)
+      seq = c.readDoubleLE(at + 8)
+      expiresAt = c.readDoubleLE(at + 16)
+      addedAt = c.readDoubleLE(at + 24)
+      header = FULL_HEADER_BYTES
+    }
+    at += header
     const data = Buffer.allocUnsafe(len)
     let ci = 0
     let got = 0
@@ -148,7 +200,11 @@ export class ItemStore {
       got += k
       at += k
     }
-    if (remove) this.advance(ci, at, len)
+    if (remove) {
+      this.lastReadSeq = seq
+      this.overhead -= header + ITEM_SLACK_BYTES
+      this.advance(ci, at, len)
+    }
     return new NewItem(seq, flags, expiresAt, addedAt, data)
   }
 
@@ -157,6 +213,8 @@ export class ItemStore {
     this.n--
     this.payload -= len
     if (this.n === 0) {
+      this.lastPushedSeq = 0
+      this.lastReadSeq = 0
       const last = this.chunks.pop()!
       for (const c of this.chunks) releaseChunk(c)
       if (last.length <= KEEP_CHUNK) {
@@ -186,6 +244,9 @@ export class ItemStore {
     this.tail = 0
     this.n = 0
     this.payload = 0
+    this.overhead = 0
+    this.lastPushedSeq = 0
+    this.lastReadSeq = 0
   }
 
   /** Bytes of chunks held (tests, diagnostics). */
