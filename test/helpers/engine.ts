@@ -40,7 +40,7 @@ export async function openQueue(
     queue: name,
     sync: full.sync,
     maxJournalSize: full.maxJournalSize,
-    memoryBudgetBytes: full.maxMemorySize,
+    memoryBudgetBytes: 0, // as queueCollection: the queue reads its items in itself, packed
   })
   const events: RecordedEvents = { hits: 0, misses: 0, expired: [] }
   const queue = new PersistentQueue(name, full, journal, replay, memory, {

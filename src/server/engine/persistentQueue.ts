@@ -15,11 +15,13 @@ import type { QueueReadOptions } from './requests.js'
 import { Consumer, type ConsumerHost } from './consumer.js'
 import { holdUntil } from './heldReply.js'
 import { isExpired, NewItem, type QueueItem } from './item.js'
+import { ItemDeque } from './itemDeque.js'
+import { ITEM_OVERHEAD_BYTES } from './itemStore.js'
 import { Waiter, WaitQueue } from './waitQueue.js'
 
 export type ItemCallback = (err: StarlingError | null, item: QueueItem | null) => void
 
-/** Shared across queues: total payload bytes held in memory, against a global cap. */
+/** Shared across queues: what items in memory cost (payload + per-item overhead), against a global cap. */
 export interface MemoryGate {
   used: number
   limit: number
@@ -40,10 +42,9 @@ const NO_OPEN_ITEMS = new Map<number, { item: QueueItem; consumer: Consumer }>()
 const READ_BEHIND_BATCH_MIN = 1 << 20
 
 export class PersistentQueue implements ConsumerHost {
-  // Items in memory: an array used as a deque (head index), compacted now and then.
-  private mem: Array<QueueItem | undefined> = []
-  private memHead = 0
-  private memBytes = 0
+  // Items in memory, packed (itemDeque.ts); what they cost is charged to the memory gate.
+  private readonly mem = new ItemDeque()
+  private memCost = 0
   // Items on disk beyond the memory budget.
   private diskItems = 0
   private diskBytes = 0
@@ -76,21 +77,24 @@ export class PersistentQueue implements ConsumerHost {
     private readonly events: QueueEvents,
   ) {
     this.nextSeq = replay.nextSeq
-    for (const item of replay.items) this.pushMem(item)
+    for (const item of replay.items) this.pushMem(item) // none when opened with memoryBudgetBytes 0
     this.diskItems = replay.diskItems
     this.diskBytes = replay.diskBytes
     if (replay.diskItems > 0) this.readingBehind = true
     this.lastWrittenSeq = replay.nextSeq - 1
+    // Replay may leave every item on disk (no object per item, queueCollection): read up to the budget.
+    const room = Math.min(this.settings.maxMemorySize, this.memory.limit - this.memory.used) - this.memCost
+    if (this.readingBehind && room > 0) this.refill(room)
   }
 
   /** Items waiting to be read (open reads not included). */
   get length(): number {
-    return this.mem.length - this.memHead + this.diskItems
+    return this.mem.length + this.diskItems
   }
 
   /** Payload bytes waiting to be read. */
   get bytes(): number {
-    return this.memBytes + this.diskBytes
+    return this.mem.bytes + this.diskBytes
   }
 
   get openCount(): number {
@@ -102,11 +106,12 @@ export class PersistentQueue implements ConsumerHost {
   }
 
   get memoryItems(): number {
-    return this.mem.length - this.memHead
+    return this.mem.length
   }
 
+  /** What the items in memory cost: payload plus ITEM_OVERHEAD_BYTES each (the `mem_bytes` stat). */
   get memoryBytes(): number {
-    return this.memBytes
+    return this.memCost
   }
 
   get journalSize(): number {
@@ -132,7 +137,7 @@ export class PersistentQueue implements ConsumerHost {
   // Enqueue
 
   /**
-   * Add an item. `data` becomes the queue's (callers pass a buffer nobody will modify). `done`
+   * Add an item. `data` is copied before add returns (the caller may reuse its buffer). `done`
    * runs when the item is durable per the sync policy (the STORED reply).
    */
   add(data: Buffer, flags: number, expiresAt: number, addedAt: number, done: (err: StarlingError | null) => void): void {
@@ -147,7 +152,10 @@ export class PersistentQueue implements ConsumerHost {
       }
       if (this.isFull(data.length)) return done(new StarlingError('QUEUE_FULL', 'queue full'))
     }
-    const item: QueueItem = new NewItem(this.nextSeq++, flags, expiresAt, addedAt, data)
+    // a private copy until the write is done (then into the item store, or to a waiter)
+    const own = Buffer.allocUnsafe(data.length)
+    data.copy(own)
+    const item: QueueItem = new NewItem(this.nextSeq++, flags, expiresAt, addedAt, own)
     this.pendingAdds++
     this.pendingBytes += data.length
     this.journal.add(
@@ -188,10 +196,11 @@ export class PersistentQueue implements ConsumerHost {
       return
     }
     const size = item.data.length
+    const cost = size + ITEM_OVERHEAD_BYTES
     if (
       this.readingBehind ||
-      this.memBytes + size > this.settings.maxMemorySize ||
-      this.memory.used + size > this.memory.limit
+      this.memCost + cost > this.settings.maxMemorySize ||
+      this.memory.used + cost > this.memory.limit
     ) {
       if (!this.readingBehind) {
         this.readingBehind = true
@@ -314,30 +323,32 @@ export class PersistentQueue implements ConsumerHost {
     this.serveWaiters()
   }
 
+  /**
+   * Drop expired items at the head (reading back from disk as needed); whether an item is left
+   * at the head.
+   */
+  private dropExpired(now: number): boolean {
+    for (;;) {
+      if (this.mem.length === 0 && !this.refill()) return false
+      if (!this.mem.headExpired(now, this.settings.maxAgeMs)) return true
+      this.expire(this.shiftMem())
+    }
+  }
+
   /** The head item without removing it (expired heads are dropped on the way). */
   private peekHead(): QueueItem | null {
-    const now = Date.now()
-    for (;;) {
-      if (this.memHead === this.mem.length && !this.refill()) return null
-      const item = this.mem[this.memHead]!
-      if (!isExpired(item, now, this.settings.maxAgeMs)) return item
-      this.popMem()
-      this.expire(item)
-    }
+    return this.dropExpired(Date.now()) ? this.mem.peek() : null
   }
 
   /** Remove and return the head item, skipping (and expiring) expired ones. */
   private takeHead(): QueueItem | null {
-    const item = this.peekHead()
-    if (item) this.popMem()
-    return item
+    return this.dropExpired(Date.now()) ? this.shiftMem() : null
   }
 
   /** Expire items at the head (periodic sweep), so stats and expire_to do not wait for a get. */
   sweepExpired(now: number): void {
-    if (this.closed || this.memHead === this.mem.length) return
-    const head = this.mem[this.memHead]!
-    if (isExpired(head, now, this.settings.maxAgeMs)) this.peekHead()
+    if (this.closed || this.mem.length === 0) return
+    if (this.mem.headExpired(now, this.settings.maxAgeMs)) this.dropExpired(now)
   }
 
   private expire(item: QueueItem): void {
@@ -349,64 +360,56 @@ export class PersistentQueue implements ConsumerHost {
   // ---------------------------------------------------------------------------------------------
   // Memory and read-behind
 
-  private pushMem(item: QueueItem): void {
-    if (this.mem.length === 0) this.mem = [item] // not push: 17 slots for one item
-    else this.mem.push(item)
-    this.memBytes += item.data.length
-    this.memory.used += item.data.length
+  /** Charge what the items in memory cost now (after a change) to the queue and the gate. */
+  private charge(): void {
+    const cost = this.mem.cost
+    this.memory.used += cost - this.memCost
+    this.memCost = cost
   }
 
-  private popMem(): void {
-    const item = this.mem[this.memHead]!
-    this.mem[this.memHead] = undefined
-    this.memHead++
-    this.memBytes -= item.data.length
-    this.memory.used -= item.data.length
-    if (this.memHead === this.mem.length) {
-      this.mem = []
-      this.memHead = 0
-    } else if (this.memHead >= 4096 && this.memHead * 2 >= this.mem.length) {
-      this.mem = this.mem.slice(this.memHead)
-      this.memHead = 0
-    }
-    if (this.readingBehind && this.memBytes < this.settings.maxMemorySize / 2) this.refill()
+  private pushMem(item: QueueItem): void {
+    this.mem.pushItem(item)
+    this.charge()
+  }
+
+  private shiftMem(): QueueItem {
+    const item = this.mem.shift()
+    this.charge()
+    if (this.readingBehind && this.memCost < this.settings.maxMemorySize / 2) this.refill()
+    return item
   }
 
   /** Insert by seq: an aborted read goes back ahead of every newer item. */
   private insertBySeq(item: QueueItem): void {
-    let i = this.memHead
-    while (i < this.mem.length && this.mem[i]!.seq < item.seq) i++
-    if (i === this.memHead && this.memHead > 0) {
-      this.mem[--this.memHead] = item
-    } else {
-      this.mem.splice(i, 0, item)
-    }
-    this.memBytes += item.data.length
-    this.memory.used += item.data.length
+    this.mem.insert(item)
+    this.charge()
   }
 
-  /** Read the next batch from disk into memory. Returns false when nothing was read. */
-  private refill(): boolean {
+  /**
+   * Read the next batch (about `budget` bytes of cost) from disk into memory, straight into the
+   * item store. Returns false when nothing was read.
+   */
+  private refill(budget = Math.max(READ_BEHIND_BATCH_MIN, Math.floor(this.settings.maxMemorySize / 4))): boolean {
     if (!this.readingBehind) return false
-    const budget = Math.max(READ_BEHIND_BATCH_MIN, Math.floor(this.settings.maxMemorySize / 4))
-    const batch = this.journal.readBehind(budget, this.lastWrittenSeq)
-    for (const item of batch) this.pushMemFromDisk(item)
-    if (batch.length === 0 || this.diskItems <= 0) {
+    let n = this.readBehind(budget)
+    const read = n > 0
+    if (n === 0 || this.diskItems <= 0) {
       // Caught up: let the journal see an empty read, then keep new items in memory again.
-      if (batch.length > 0) {
-        for (const item of this.journal.readBehind(budget, this.lastWrittenSeq)) this.pushMemFromDisk(item)
-      }
+      while (n > 0) n = this.readBehind(budget)
       this.readingBehind = false
       this.diskItems = 0
       this.diskBytes = 0
     }
-    return batch.length > 0
+    return read
   }
 
-  private pushMemFromDisk(item: QueueItem): void {
-    this.diskItems--
-    this.diskBytes -= item.data.length
-    this.pushMem(item)
+  private readBehind(budget: number): number {
+    const bytes = this.mem.bytes
+    const n = this.journal.readBehindInto(budget, this.lastWrittenSeq, this.mem, ITEM_OVERHEAD_BYTES)
+    this.diskItems -= n
+    this.diskBytes -= this.mem.bytes - bytes
+    this.charge()
+    return n
   }
 
   // ---------------------------------------------------------------------------------------------
@@ -435,10 +438,8 @@ export class PersistentQueue implements ConsumerHost {
   }
 
   private dropEverything(): void {
-    this.memory.used -= this.memBytes
-    this.mem = []
-    this.memHead = 0
-    this.memBytes = 0
+    this.mem.clear()
+    this.charge()
     this.diskItems = 0
     this.diskBytes = 0
     this.readingBehind = false

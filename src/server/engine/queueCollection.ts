@@ -314,7 +314,7 @@ export class QueueCollection {
         queue: name,
         sync: settings.sync,
         maxJournalSize: settings.maxJournalSize,
-        memoryBudgetBytes: Math.min(settings.maxMemorySize, Math.max(0, this.memory.limit - this.memory.used)),
+        memoryBudgetBytes: 0, // the queue reads its items in itself, packed (no object per item)
       })
       queue = new PersistentQueue(name, settings, journal, replay, this.memory, this.events)
       if (replay.records > 0 || replay.truncatedBytes > 0) {

@@ -21,7 +21,7 @@ import { ReadBehind } from './readBehind.js'
 import type { ReplayState } from './replay.js'
 import type { Segment } from './segment.js'
 import { SegmentList } from './segmentList.js'
-import type { JournalItem, QueueJournal, SyncPolicy, WriteCallback } from './types.js'
+import type { ItemSink, JournalItem, QueueJournal, SyncPolicy, WriteCallback } from './types.js'
 import { type BatchRecord, WriteBatch } from './writeBatch.js'
 
 /** Retry failed REMOVEs after this long if nothing else writes first. */
@@ -223,6 +223,10 @@ export class FileQueueJournal implements QueueJournal {
 
   readBehind(maxBytes: number, maxSeq: number): JournalItem[] {
     return this.reader.read(maxBytes, maxSeq)
+  }
+
+  readBehindInto(maxBytes: number, maxSeq: number, sink: ItemSink, perItemBytes: number): number {
+    return this.reader.readInto(maxBytes, maxSeq, sink, perItemBytes)
   }
 
   // -------------------------------------------------------------------------------------------

@@ -9,7 +9,6 @@ import type { EventLogger } from '../logger.js'
 import {
   addRecordSize,
   ADD_FIXED_LENGTH,
-  decodeAddItem,
   MAX_RECORD_LENGTH,
   OP_ADD,
   readU64,
@@ -18,7 +17,7 @@ import {
 } from './format.js'
 import type { Segment } from './segment.js'
 import type { SegmentList } from './segmentList.js'
-import type { JournalItem } from './types.js'
+import type { ItemSink, JournalItem } from './types.js'
 import type { WriteBatch } from './writeBatch.js'
 
 /** recBuf before the first read (shared: a Buffer each costs ~180 bytes a queue). */
@@ -65,16 +64,15 @@ export class ReadBehind {
     this.readFrom = 0
     this.cursorSeg = this.list.segments[0]
     this.cursorOff = this.cursorSeg?.headerLength ?? 0
-    const items: JournalItem[] = []
+    const sink = new ItemList()
+    const items = sink.items
     let memBytes = 0
     for (;;) {
       const next = this.peekNext(Number.MAX_SAFE_INTEGER)
       if (next === undefined) break
       const dataLen = next.size - RECORD_PREFIX_BYTES - ADD_FIXED_LENGTH
       if (memBytes + dataLen > memoryBudgetBytes) break
-      const item = this.takeNext(next)
-      if (item === undefined) continue
-      items.push(item)
+      if (this.takeNext(next, sink) < 0) continue
       memBytes += dataLen
     }
     const count = this.list.liveItems
@@ -109,20 +107,32 @@ export class ReadBehind {
 
   /** QueueJournal.readBehind: an empty result means read-behind caught up. */
   read(maxBytes: number, maxSeq: number): JournalItem[] {
-    const out: JournalItem[] = []
-    if (!this.active) return out
+    const sink = new ItemList()
+    this.readInto(maxBytes, maxSeq, sink, 0)
+    return sink.items
+  }
+
+  /**
+   * QueueJournal.readBehindInto: items into `sink` until their payload plus `perItemBytes` each
+   * reaches `maxBytes` (with perItemBytes > 0: without going past it); how many (0: caught up).
+   */
+  readInto(maxBytes: number, maxSeq: number, sink: ItemSink, perItemBytes: number): number {
+    if (!this.active) return 0
+    let n = 0
     let bytes = 0
     for (;;) {
       const next = this.peekNext(maxSeq)
       if (next === undefined) break
-      const item = this.takeNext(next)
-      if (item === undefined) continue
-      out.push(item)
-      bytes += item.data.length
+      // the sink's budget is a limit: stop before an item that would go past it (but read one)
+      if (perItemBytes > 0 && n > 0 && bytes + next.size - RECORD_PREFIX_BYTES - ADD_FIXED_LENGTH + perItemBytes > maxBytes) break
+      const size = this.takeNext(next, sink)
+      if (size < 0) continue
+      n++
+      bytes += size + perItemBytes
       if (bytes >= maxBytes) break
     }
-    if (out.length === 0) this.caughtUp()
-    return out
+    if (n === 0) this.caughtUp()
+    return n
   }
 
   stop(): void {
@@ -166,18 +176,27 @@ export class ReadBehind {
     return orig < 0 ? undefined : { seq: orig, size: this.recSize, carried: false }
   }
 
-  /** Read the item peekNext found (right after it: the record is still in recBuf) and move past it. */
-  private takeNext(next: NextItem): JournalItem | undefined {
+  /**
+   * Read the item peekNext found (right after it: the record is still in recBuf) into `sink` and
+   * move past it; its payload size, or -1 if it could not be read.
+   */
+  private takeNext(next: NextItem, sink: ItemSink): number {
     this.readFrom = next.seq + 1
-    let item: JournalItem | undefined
+    let buf: Buffer | undefined
+    let at = 0
     if (next.carried) {
-      item = this.readCarried(next.seq)
+      buf = this.readCarried(next.seq)
     } else {
-      item = decodeAddItem(this.recBuf, this.recAt)
+      buf = this.recBuf
+      at = this.recAt
       this.cursorOff += this.recSize
     }
-    if (item !== undefined) this.list.knownSizes.push(item.seq, addRecordSize(item.data.length))
-    return item
+    if (buf === undefined) return -1
+    const dataLen = buf.readUInt32LE(at) - ADD_FIXED_LENGTH
+    const dataStart = at + RECORD_PREFIX_BYTES + ADD_FIXED_LENGTH
+    sink.push(readU64(buf, at + 9), buf.readUInt32LE(at + 17), buf.readDoubleLE(at + 21), buf.readDoubleLE(at + 29), buf, dataStart, dataStart + dataLen)
+    this.list.knownSizes.push(next.seq, addRecordSize(dataLen))
+    return dataLen
   }
 
   /**
@@ -246,8 +265,8 @@ export class ReadBehind {
     return 1
   }
 
-  /** A carried item, read on its own (one small read: they are few). */
-  private readCarried(seq: number): JournalItem | undefined {
+  /** A carried item's record, read on its own (one small read: they are few). */
+  private readCarried(seq: number): Buffer | undefined {
     const ref = this.list.carried.get(seq)
     const seg = ref && this.list.segment(ref.segno)
     if (ref === undefined || seg === undefined) return undefined
@@ -263,6 +282,14 @@ export class ReadBehind {
       this.logger.warn({ queue: this.queue, seq, file: seg.path, offset: ref.off }, 'journal: record unreadable in read-behind; skipped')
       return undefined
     }
-    return decodeAddItem(buf, 0)
+    return buf
+  }
+}
+
+/** A sink that makes JournalItems (QueueJournal.readBehind, loadInitial: tests, starling import). */
+class ItemList implements ItemSink {
+  readonly items: JournalItem[] = []
+  push(seq: number, flags: number, expiresAt: number, addedAt: number, src: Buffer, start: number, end: number): void {
+    this.items.push({ seq, flags, expiresAt, addedAt, data: Buffer.from(src.subarray(start, end)) })
   }
 }

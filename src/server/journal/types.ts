@@ -32,6 +32,15 @@ export interface JournalItem {
   data: Buffer
 }
 
+/**
+ * Where read-behind puts the items it reads back, one call per item, without an object per item
+ * (a refill may be a million small items). The payload is src[start, end), valid only during the
+ * call: copy it.
+ */
+export interface ItemSink {
+  push(seq: number, flags: number, expiresAt: number, addedAt: number, src: Buffer, start: number, end: number): void
+}
+
 export type SyncPolicy = 'always' | 'never' | number
 
 export type WriteCallback = (err: Error | null) => void
@@ -94,6 +103,11 @@ export interface QueueJournal {
    * (the newest item the engine has seen written). An empty result means read-behind caught up.
    */
   readBehind(maxBytes: number, maxSeq: number): JournalItem[]
+  /**
+   * The same, into `sink`, counting each item as its payload plus `perItemBytes` against
+   * `maxBytes`. Returns how many items were read (0: caught up).
+   */
+  readBehindInto(maxBytes: number, maxSeq: number, sink: ItemSink, perItemBytes: number): number
 
   /** Drop every item (flush): crash-safely leave an empty journal. */
   reset(): Promise<void>

@@ -1,0 +1,124 @@
+import { randomBytes } from 'node:crypto'
+import t from 'tap'
+import { ItemDeque } from '../../src/server/engine/itemDeque.js'
+import { COMPACT_HEADER_BYTES, FULL_HEADER_BYTES, ITEM_OVERHEAD_BYTES, ITEM_SLACK_BYTES, ItemStore } from '../../src/server/engine/itemStore.js'
+import { NewItem, type QueueItem } from '../../src/server/engine/item.js'
+
+/** A deterministic PRNG (mulberry32), so a failure reproduces. */
+function rng(seed: number): () => number {
+  return () => {
+    seed = (seed + 0x6d2b79f5) | 0
+    let x = Math.imul(seed ^ (seed >>> 15), 1 | seed)
+    x = (x + Math.imul(x ^ (x >>> 7), 61 | x)) ^ x
+    return ((x ^ (x >>> 14)) >>> 0) / 4294967296
+  }
+}
+
+function item(seq: number, len: number, expiresAt = seq % 3 === 0 ? 1e12 + seq : 0, addedAt = 1.7e12 + seq): QueueItem {
+  return new NewItem(seq, (seq * 7919) >>> 0, expiresAt, addedAt, randomBytes(len))
+}
+
+t.test('FIFO against a model: every size (0 B to 700 KiB, across chunk ends), fields and bytes exact', (t) => {
+  for (const seed of [1, 2, 3]) {
+    const next = rng(seed)
+    const store = new ItemStore()
+    const model: QueueItem[] = []
+    let seq = 1
+    let payload = 0
+    for (let step = 0; step < 6000; step++) {
+      const r = next()
+      if (r < 0.55) {
+        // mostly small; now and then an item bigger than a chunk, or empty
+        const k = next()
+        const len = k < 0.02 ? Math.floor(next() * 700 * 1024) : k < 0.05 ? 0 : Math.floor(next() * 600)
+        // seq gaps (some past 2^32), exptimes, and addedAt near and far from the first item's
+        // (fractional too): both header forms, mixed
+        const g = next()
+        seq += g < 0.9 ? 1 : g < 0.97 ? Math.floor(next() * 1000) : 2 ** 32 + Math.floor(next() * 10)
+        const e = next()
+        const added = 1.7e12 + (e < 0.8 ? Math.floor(next() * 1e6) : e < 0.9 ? 3e9 * (next() - 0.5) : next() * 1e3)
+        const it = item(seq, len, next() < 0.1 ? 1e12 + seq : 0, added)
+        const src = Buffer.concat([randomBytes(5), it.data, randomBytes(3)]) // a payload inside a bigger buffer
+        store.push(it.seq, it.flags, it.expiresAt, it.addedAt, src, 5, 5 + len)
+        src.fill(0) // the store copied it
+        model.push(it)
+        payload += len
+      } else if (model.length > 0) {
+        const want = model[0]!
+        if (store.headSeq !== want.seq || store.headExpiresAt !== want.expiresAt || store.headAddedAt !== want.addedAt || store.headLength !== want.data.length) {
+          t.fail(`seed ${seed} step ${step}: head fields of seq ${store.headSeq}, want ${want.seq}`)
+          return t.end()
+        }
+        const got = r < 0.6 ? store.peek() : store.shift()
+        if (r >= 0.6) {
+          model.shift()
+          payload -= want.data.length
+        }
+        if (got.seq !== want.seq || got.flags !== want.flags || got.expiresAt !== want.expiresAt || got.addedAt !== want.addedAt || !got.data.equals(want.data)) {
+          t.fail(`seed ${seed} step ${step}: got seq ${got.seq}, want ${want.seq}`)
+          return t.end()
+        }
+      }
+      if (store.count !== model.length || store.bytes !== payload) {
+        t.fail(`seed ${seed} step ${step}: count ${store.count}/${model.length}, bytes ${store.bytes}/${payload}`)
+        return t.end()
+      }
+    }
+    let same = true
+    while (model.length > 0) {
+      const got = store.shift()
+      const want = model.shift()!
+      same &&= got.seq === want.seq && got.addedAt === want.addedAt && got.data.equals(want.data)
+    }
+    t.ok(same, `seed ${seed}: the rest comes out intact`)
+    t.equal(store.count, 0)
+    t.ok(store.chunkBytes <= 4096, `an empty store keeps at most one small chunk (${store.chunkBytes} B)`)
+  }
+  t.end()
+})
+
+t.test('chunks are released as the head passes them: memory follows what is queued', (t) => {
+  const store = new ItemStore()
+  const data = Buffer.alloc(1000, 7)
+  for (let i = 0; i < 10_000; i++) store.push(i, 0, 0, 0, data, 0, data.length)
+  const full = store.chunkBytes
+  t.ok(full >= 10_000 * 1016 && full < 10_000 * 1032 * 1.3, `10k x 1000 B in ${full} B of chunks`)
+  for (let i = 0; i < 9_000; i++) store.shift()
+  t.ok(store.chunkBytes < full * 0.15, `after 90% drained: ${store.chunkBytes} B of chunks`)
+  store.clear()
+  t.equal(store.chunkBytes, 0)
+  t.equal(store.count, 0)
+  t.end()
+})
+
+t.test('the deque: aborted reads go back in front, by seq; cost counts the per-item overhead', (t) => {
+  const d = new ItemDeque()
+  for (let s = 10; s < 15; s++) d.pushItem(item(s, 10, s === 12 ? 5e12 : 0))
+  const compact = COMPACT_HEADER_BYTES + ITEM_SLACK_BYTES
+  const full = FULL_HEADER_BYTES + ITEM_SLACK_BYTES
+  t.equal(d.cost, 5 * 10 + 4 * compact + full, 'an item with an exptime has the full header')
+  d.insert(item(7, 3))
+  d.insert(item(3, 4))
+  d.insert(item(5, 5))
+  t.equal(d.length, 8)
+  t.equal(d.bytes, 50 + 12)
+  t.equal(d.cost, 62 + 4 * compact + full + 3 * ITEM_OVERHEAD_BYTES, 'returned items are charged the most')
+  const order: number[] = []
+  while (d.length > 0) order.push(d.shift().seq)
+  t.same(order, [3, 5, 7, 10, 11, 12, 13, 14])
+  t.equal(d.bytes, 0)
+  t.equal(d.cost, 0)
+  t.end()
+})
+
+t.test('the deque: expiry of the head, returned or packed', (t) => {
+  const d = new ItemDeque()
+  d.pushItem(new NewItem(2, 0, 0, 1000, Buffer.from('b')))
+  t.notOk(d.headExpired(5000, 0), 'no exptime, no max age')
+  t.ok(d.headExpired(5000, 4000), 'older than max age')
+  d.insert(new NewItem(1, 0, 3000, 4000, Buffer.from('a')))
+  t.notOk(d.headExpired(2999, 0))
+  t.ok(d.headExpired(3000, 0), 'its exptime has come')
+  t.equal(d.peek().data.toString(), 'a')
+  t.end()
+})
