@@ -170,6 +170,26 @@ t.test('always: meta mg and binary GETQ polls wait too, served in arrival order'
   t.equal(await p.line(60_000), 'STORED')
 })
 
+t.test('always: a Kestrel /open poll waits too, and its item is an open read', async (t) => {
+  const s = await start(t, 'always')
+  const c = await client(t, s)
+  const p = await client(t, s)
+  const q = await client(t, s)
+  await emptyQueue(t, c)
+  await holdThreadPool(t, s)
+  p.send('set a 0 0 1\r\ny\r\n')
+  t.equal(await c.get('a'), 'y')
+  c.send('get a/open\r\n')
+  await statReaches(q, 'queue_a_waiters', '1')
+  q.send('set a 0 0 1\r\nz\r\n')
+  t.same([await c.line(60_000), await c.line(), await c.line()], ['VALUE a/open 0 1', 'z', 'END'])
+  t.same([await p.line(60_000), await q.line(60_000)], ['STORED', 'STORED'])
+  await statReaches(q, 'queue_a_open_transactions', '1')
+  c.send('get a/close\r\n')
+  t.equal(await c.line(60_000), 'END', 'closing the open read')
+  await statReaches(q, 'queue_a_open_transactions', '0')
+})
+
 t.test('never and periodic sync: an empty get is answered at once', async (t) => {
   for (const sync of ['never', 50]) {
     await t.test(`sync: ${sync}`, async (t) => {
