@@ -133,11 +133,13 @@ class DispatcherSession implements Session {
 
   set(queue: string, flags: number, exptime: number, data: Buffer, done: Done): void {
     if (this.closed) return done(new StarlingError('SHUTTING_DOWN', 'connection closed'))
+    this.consumer.endPolls()
     this.server.collection.set(queue, data, flags >>> 0, expiresAtFromExptime(exptime, Date.now()), done)
   }
 
   get(queue: string, options: QueueReadOptions, done: GetDone): void {
     if (this.closed) return done(null, null)
+    this.consumer.endPolls()
     this.server.collection.get(queue, this.consumer, options, (err, item) => {
       if (err || !item) return done(err, null)
       done(null, { data: item.data, flags: item.flags, cas: item.seq, expiresAt: item.expiresAt })
@@ -145,19 +147,23 @@ class DispatcherSession implements Session {
   }
 
   delete(queue: string, done: (err: StarlingError | null, existed: boolean) => void): void {
+    this.consumer.endPolls()
     this.server.collection.delete(queue, done)
   }
 
   flush(queue: string, done: Done): void {
+    this.consumer.endPolls()
     this.server.collection.flush(queue, done)
   }
 
   flushAll(done: Done): void {
+    this.consumer.endPolls()
     if (!this.server.enableFlushAll) return done(null)
     this.server.collection.flushAll(done)
   }
 
   stats(): StatBatches {
+    this.consumer.endPolls()
     return takeSnapshot(this.server.stats)
   }
 
@@ -166,6 +172,7 @@ class DispatcherSession implements Session {
   }
 
   queueStats(queue: string): Array<[string, string]> | null {
+    this.consumer.endPolls()
     const q = this.server.collection.peekQueue(queue)
     return q ? queueStatPairs(q) : null
   }

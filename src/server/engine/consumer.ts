@@ -19,10 +19,23 @@ export class Consumer {
   readonly opening = new Set<ConsumerHost>()
   /** Blocked gets, with the queue they wait on. */
   readonly waits = new Map<Waiter, ConsumerHost>()
+  /** Empty polls waiting for an fsync (engine/emptyPoll.ts): each ends its wait with a miss. */
+  readonly polls = new Set<() => void>()
   private released = false
 
   get isReleased(): boolean {
     return this.released
+  }
+
+  /**
+   * The connection sent another command: its empty polls answer their miss now, so a pipelined
+   * `get a` / `set a` / `get a` replies as if sent one at a time (no poll takes a later set's item).
+   */
+  endPolls(): void {
+    if (this.polls.size === 0) return
+    const ends = [...this.polls]
+    this.polls.clear()
+    for (const end of ends) end()
   }
 
   /** The connection closed: put open reads back, stop waiting. */
@@ -31,6 +44,7 @@ export class Consumer {
     this.released = true
     for (const [waiter, host] of [...this.waits]) host.cancelWait(waiter)
     this.waits.clear()
+    this.polls.clear()
     for (const host of [...this.openReads.keys()]) host.abortOpenRead(this)
     this.openReads.clear()
     this.opening.clear()

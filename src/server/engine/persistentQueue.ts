@@ -13,6 +13,7 @@ import { StarlingError } from '../errors.js'
 import type { QueueJournal, ReplayResult } from '../journal/types.js'
 import type { QueueReadOptions } from './requests.js'
 import { Consumer, type ConsumerHost } from './consumer.js'
+import { parkPoll, pollMayWait } from './emptyPoll.js'
 import { holdUntil } from './heldReply.js'
 import { isExpired, NewItem, type QueueItem } from './item.js'
 import { ItemDeque } from './itemDeque.js'
@@ -242,13 +243,15 @@ export class PersistentQueue implements ConsumerHost {
     const item = this.takeHead()
     if (item) return this.deliver(item, consumer, options.open, done)
     if (options.timeoutMs <= 0 || consumer.isReleased) {
+      if (options.timeoutMs <= 0 && pollMayWait(this.journal, consumer)) return this.wait(consumer, options, done, true)
       this.events.got(false)
       return done(null, null)
     }
     this.wait(consumer, options, done)
   }
 
-  private wait(consumer: Consumer, options: QueueReadOptions, done: ItemCallback): void {
+  /** Block as a reader: until `timeoutMs`, or (`poll`) until the fsyncs in flight end (emptyPoll.ts). */
+  private wait(consumer: Consumer, options: QueueReadOptions, done: ItemCallback, poll = false): void {
     const waiter: Waiter<QueueItem> = new Waiter<QueueItem>((served) => {
       consumer.waits.delete(waiter)
       if (options.open) consumer.opening.delete(this)
@@ -260,7 +263,8 @@ export class PersistentQueue implements ConsumerHost {
     }, consumer)
     consumer.waits.set(waiter, this)
     if (options.open) consumer.opening.add(this)
-    this.waiters.add(waiter, options.timeoutMs, () => waiter.wake(false))
+    if (poll) parkPoll(this.waiters, waiter, consumer, this.journal)
+    else this.waiters.add(waiter, options.timeoutMs, () => waiter.wake(false))
   }
 
   private handTo(waiter: Waiter<QueueItem>, item: QueueItem): void {

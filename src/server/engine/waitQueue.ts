@@ -36,6 +36,11 @@ export class WaitQueue<T = unknown> {
     }, timeoutMs)
   }
 
+  /** Wait with no timer: whoever parks it ends the wait with `remove` (engine/emptyPoll.ts). */
+  park(waiter: Waiter<T>): void {
+    this.waiters.add(waiter)
+  }
+
   /** The oldest waiter, removed from the queue (its timer cleared), or undefined. */
   shift(): Waiter<T> | undefined {
     for (const waiter of this.waiters) {

@@ -152,6 +152,22 @@ export class GroupCommit {
     }
   }
 
+  /** Under `always`, an fsync is in flight. */
+  get syncing(): boolean {
+    return this.policy === 'always' && this.inFlight.length > 0
+  }
+
+  /**
+   * Under `always`, with an fsync in flight: run `cb` once every fsync in flight now has resolved
+   * (after their records' callbacks), and return true. Otherwise false and `cb` never runs. An
+   * empty poll waits on this (engine/emptyPoll.ts): its miss is answered at the fsync rate.
+   */
+  afterInFlight(cb: () => void): boolean {
+    if (!this.syncing) return false
+    this.inFlight[this.inFlight.length - 1]!.cbs.push(() => cb())
+    return true
+  }
+
   /** Resolves once no fsync is in flight. */
   whenIdle(): Promise<void> {
     if (this.inFlight.length === 0) return Promise.resolve()

@@ -172,6 +172,14 @@ export class FileQueueJournal implements QueueJournal {
     this.commit.deliver(records)
   }
 
+  get syncing(): boolean {
+    return !this.closed && this.commit.syncing
+  }
+
+  afterInFlight(cb: () => void): boolean {
+    return !this.closed && this.commit.afterInFlight(cb)
+  }
+
   /** Undo a batch whose write failed (README.md, invariant 7) and give its records the error. */
   private failBatch(seg: Segment, records: BatchRecord[], cause: unknown): void {
     const err = ioError(cause, 'journal write failed')

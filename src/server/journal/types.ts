@@ -90,6 +90,13 @@ export interface QueueJournal {
   remove(seq: number, onWritten?: WriteCallback): void
   /** Write the pending batch now (synchronously), running its onWritten callbacks. */
   flushNow(): void
+  /** Under `sync: always`, an fsync is in flight (records written are not all durable yet). */
+  readonly syncing: boolean
+  /**
+   * Under `sync: always` with an fsync in flight: run `cb` once the fsyncs in flight now have
+   * completed, and return true. Otherwise (no fsync in flight, or another policy) return false.
+   */
+  afterInFlight(cb: () => void): boolean
   /** Create the journal file if it is not on disk yet (it is otherwise created by the first write). */
   persist(): void
 
