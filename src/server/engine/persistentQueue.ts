@@ -18,23 +18,12 @@ import { holdUntil } from './heldReply.js'
 import { isExpired, NewItem, type QueueItem } from './item.js'
 import { ItemDeque } from './itemDeque.js'
 import { ITEM_OVERHEAD_BYTES } from './itemStore.js'
+import type { MemoryGate, QueueEvents } from './queueHooks.js'
 import { Waiter, WaitQueue } from './waitQueue.js'
 
 export type ItemCallback = (err: StarlingError | null, item: QueueItem | null) => void
 
-/** Shared across queues: what items in memory cost (payload + per-item overhead), against a global cap. */
-export interface MemoryGate {
-  used: number
-  limit: number
-}
-
-/** What a queue reports upward (to the collection). */
-export interface QueueEvents {
-  /** An item expired; with `expire_to` it moves to that queue. */
-  expired(queue: PersistentQueue, item: QueueItem): void
-  /** A get found an item (hit) or not (miss). */
-  got(hit: boolean): void
-}
+export type { MemoryGate, QueueEvents } from './queueHooks.js'
 
 /** Never written: a queue makes its own map on its first open read. */
 const NO_OPEN_ITEMS = new Map<number, { item: QueueItem; consumer: Consumer }>()
