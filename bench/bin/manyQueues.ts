@@ -10,14 +10,14 @@
  * restart (time until it listens), a `get` of every queue (every item must come back), and a
  * `delete` of every queue (RSS and files left). Prints a human summary and one JSON line.
  */
-import { spawn, type ChildProcess } from 'node:child_process'
+import { spawn } from 'node:child_process'
 import { mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs'
 import { connect, type Socket } from 'node:net'
 import { tmpdir } from 'node:os'
 import { dirname, join } from 'node:path'
-import { createInterface } from 'node:readline'
 import { fileURLToPath } from 'node:url'
 import { memoryMiB } from '../harness/procfs.js'
+import { listening, type Server, stop } from '../harness/serverProcess.js'
 
 const MAIN = join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'src', 'server', 'main.js')
 
@@ -34,12 +34,6 @@ const FD_LIMIT = Number(arg('fdlimit', '0'))
 const NODE_ARGS = arg('node-args', '').split(' ').filter(Boolean)
 const KEEP = process.argv.includes('-keep')
 
-interface Server {
-  proc: ChildProcess
-  port: number
-  startMs: number
-}
-
 async function start(spool: string, config: string): Promise<Server> {
   const t0 = performance.now()
   const node = [process.execPath, ...NODE_ARGS, MAIN, '-h', '127.0.0.1', '-p', '0', '-q', spool, '-f', config]
@@ -48,29 +42,7 @@ async function start(spool: string, config: string): Promise<Server> {
     FD_LIMIT > 0
       ? spawn('sh', ['-c', `ulimit -n ${FD_LIMIT} && exec ${quoted}`], { stdio: ['ignore', 'pipe', 'pipe'] })
       : spawn(node[0]!, node.slice(1), { stdio: ['ignore', 'pipe', 'pipe'] })
-  const port = await new Promise<number>((resolve, reject) => {
-    let text = ''
-    proc.on('exit', (code) => reject(new Error(`server exited ${code}: ${text}`)))
-    for (const s of [proc.stdout!, proc.stderr!]) {
-      createInterface({ input: s }).on('line', (line) => {
-        if (text.length < 10000) text += line + '\n'
-        try {
-          const e = JSON.parse(line) as { msg?: string; port?: number }
-          if (e.msg === 'listening' && typeof e.port === 'number') resolve(e.port)
-        } catch {
-          /* not a log line */
-        }
-      })
-    }
-  })
-  return { proc, port, startMs: performance.now() - t0 }
-}
-
-function stop(s: Server): Promise<void> {
-  return new Promise((resolve) => {
-    s.proc.once('exit', () => resolve())
-    s.proc.kill('SIGTERM')
-  })
+  return listening(proc, t0)
 }
 
 /** One connection; `send` writes commands and resolves once `count` replies (lines matching) arrive. */

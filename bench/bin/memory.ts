@@ -14,14 +14,14 @@
  * table gives, per phase, the highest and the last sample, and the process's peak (VmHWM). `-main`
  * runs another build (e.g. a saved copy of the old dist/) for before/after figures in one session.
  */
-import { spawn, type ChildProcess } from 'node:child_process'
+import { spawn } from 'node:child_process'
 import { mkdtempSync, rmSync } from 'node:fs'
 import { connect, type Socket } from 'node:net'
 import { tmpdir } from 'node:os'
 import { dirname, join } from 'node:path'
-import { createInterface } from 'node:readline'
 import { fileURLToPath } from 'node:url'
 import { memoryMiB } from '../harness/procfs.js'
+import { listening, type Server, stop } from '../harness/serverProcess.js'
 
 function arg(name: string, dflt: string): string {
   const i = process.argv.indexOf(`-${name}`)
@@ -48,41 +48,13 @@ if (!(N > 0) || !(SIZE >= 10) || !(WINDOW >= 1) || !(BATCH >= 1)) {
 // ---------------------------------------------------------------------------------------------
 // The server process and its RSS
 
-interface Server {
-  proc: ChildProcess
-  port: number
-  startMs: number
-}
-
 async function start(spool: string): Promise<Server> {
   const t0 = performance.now()
   const args = [MAIN, '-h', '127.0.0.1', '-p', '0', '-q', spool, ...(CONFIG ? ['-f', CONFIG] : [])]
   const proc = MAIN.endsWith('.js')
     ? spawn(process.execPath, [...NODE_ARGS, ...args], { stdio: ['ignore', 'pipe', 'pipe'] })
     : spawn(MAIN, args.slice(1), { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, NODE_OPTIONS: NODE_ARGS.join(' ') } })
-  const port = await new Promise<number>((resolve, reject) => {
-    let text = ''
-    proc.on('exit', (code) => reject(new Error(`server exited ${code}: ${text}`)))
-    for (const s of [proc.stdout!, proc.stderr!]) {
-      createInterface({ input: s }).on('line', (line) => {
-        if (text.length < 10000) text += line + '\n'
-        try {
-          const e = JSON.parse(line) as { msg?: string; port?: number }
-          if (e.msg === 'listening' && typeof e.port === 'number') resolve(e.port)
-        } catch {
-          /* not a log line */
-        }
-      })
-    }
-  })
-  return { proc, port, startMs: performance.now() - t0 }
-}
-
-function stop(s: Server): Promise<void> {
-  return new Promise((resolve) => {
-    s.proc.once('exit', () => resolve())
-    s.proc.kill('SIGTERM')
-  })
+  return listening(proc, t0)
 }
 
 interface Phase {

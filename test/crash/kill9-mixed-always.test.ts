@@ -9,21 +9,10 @@
 import t from 'tap'
 import { startServer, removeDir } from '../helpers/server.js'
 import { RawClient } from '../helpers/textClient.js'
+import { drain, produce } from '../helpers/crashLoad.js'
 
 const PRODUCERS = 8
 const CONSUMERS = 4
-
-async function drain(port: number, queue: string): Promise<string[]> {
-  const c = await RawClient.connect(port)
-  const out: string[] = []
-  for (;;) {
-    const v = await c.get(queue)
-    if (v === null) break
-    out.push(v)
-  }
-  c.close()
-  return out
-}
 
 t.test('kill -9 under sync: always while 8 producers and 4 consumers run', async (t) => {
   const s = await startServer({ config: { sync: 'always' } })
@@ -31,25 +20,7 @@ t.test('kill -9 under sync: always while 8 producers and 4 consumers run', async
   const stored: string[][] = Array.from({ length: PRODUCERS }, () => [])
   const consumed: string[] = []
   let stop = false
-  const producers = stored.map(async (list, p) => {
-    const c = await RawClient.connect(s.port)
-    let i = 0
-    try {
-      while (!stop) {
-        // several sets in flight per connection at the moment of the kill
-        const batch: string[] = []
-        for (let k = 0; k < 4; k++) batch.push(`p${p}-${i++}-${'y'.repeat(200)}`)
-        c.send(batch.map((v) => `set mixed 0 0 ${v.length}\r\n${v}\r\n`).join(''))
-        for (const v of batch) {
-          const reply = await c.line(10000)
-          if (reply !== 'STORED') throw new Error(reply)
-          list.push(v)
-        }
-      }
-    } catch {
-      /* the server died under us: what was acknowledged is in `list` */
-    }
-  })
+  const producers = stored.map((list, p) => produce(s.port, p, list, { queue: 'mixed', batch: 4, pad: 'y'.repeat(200), running: () => !stop }))
   const consumers = Array.from({ length: CONSUMERS }, async () => {
     const c = await RawClient.connect(s.port)
     try {

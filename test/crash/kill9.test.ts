@@ -8,18 +8,7 @@ import { readdirSync, readFileSync, writeFileSync, appendFileSync, statSync } fr
 import { join } from 'node:path'
 import { startServer, removeDir, tempDir } from '../helpers/server.js'
 import { RawClient } from '../helpers/textClient.js'
-
-async function drain(port: number, queue: string): Promise<string[]> {
-  const c = await RawClient.connect(port)
-  const out: string[] = []
-  for (;;) {
-    const v = await c.get(queue)
-    if (v === null) break
-    out.push(v)
-  }
-  c.close()
-  return out
-}
+import { drain, produce } from '../helpers/crashLoad.js'
 
 for (const sync of ['never', 'always'] as const) {
   t.test(`kill -9 during concurrent sets from 8 connections (sync: ${sync})`, async (t) => {
@@ -27,25 +16,7 @@ for (const sync of ['never', 'always'] as const) {
     t.teardown(() => removeDir(s.spool))
     const acked: string[][] = Array.from({ length: 8 }, () => [])
     let stop = false
-    const producers = acked.map(async (list, p) => {
-      const c = await RawClient.connect(s.port)
-      // Pipelined: several sets in flight per connection at the moment of the kill.
-      let i = 0
-      try {
-        while (!stop) {
-          const batch: string[] = []
-          for (let k = 0; k < 8; k++) batch.push(`p${p}-${i++}-${'x'.repeat(100)}`)
-          c.send(batch.map((v) => `set crash 0 0 ${v.length}\r\n${v}\r\n`).join(''))
-          for (const v of batch) {
-            const reply = await c.line(10000)
-            if (reply !== 'STORED') throw new Error(reply)
-            list.push(v)
-          }
-        }
-      } catch {
-        /* the server died under us: whatever was acknowledged is in `list` */
-      }
-    })
+    const producers = acked.map((list, p) => produce(s.port, p, list, { queue: 'crash', batch: 8, pad: 'x'.repeat(100), running: () => !stop }))
     await new Promise((r) => setTimeout(r, 700))
     await s.kill()
     stop = true
