@@ -232,7 +232,7 @@ export class PersistentQueue implements ConsumerHost {
     const item = this.takeHead()
     if (item) return this.deliver(item, consumer, options.open, done)
     if (options.timeoutMs <= 0 || consumer.isReleased) {
-      if (options.timeoutMs <= 0 && pollMayWait(this.settings.sync === 'always', consumer)) return this.wait(consumer, options, done, true)
+      if (options.timeoutMs <= 0 && pollMayWait(this.journal, consumer)) return this.wait(consumer, options, done, true)
       this.events.got(false)
       return done(null, null)
     }
@@ -252,7 +252,7 @@ export class PersistentQueue implements ConsumerHost {
     }, consumer)
     consumer.waits.set(waiter, this)
     if (options.open) consumer.opening.add(this)
-    if (poll) parkPoll(this.waiters, waiter, consumer, this.journal, this)
+    if (poll) parkPoll(this.waiters, waiter, consumer, this.journal)
     else this.waiters.add(waiter, options.timeoutMs, () => waiter.wake(false))
   }
 
