@@ -2,7 +2,8 @@
  * Durability by crash under `sync: always` with producers and consumers at once (the load where
  * several fsyncs of one journal are in flight and REMOVEs ride along with the sets' fsyncs):
  * kill -9 mid-load, restart, and the queue holds exactly what was acknowledged and not consumed.
- * - every STORED item is either consumed (its get was answered) or comes back;
+ * - every STORED item is either consumed (its get was answered) or comes back, but for the item of
+ *   each get in flight at the kill (a plain get is at-most-once; /open is the reliable read);
  * - no answered get's item comes back (its REMOVE was written before the reply);
  * - nothing comes back twice, and each producer's items come back in its order.
  */
@@ -53,8 +54,17 @@ t.test('kill -9 under sync: always while 8 producers and 4 consumers run', async
   t.equal(new Set(items).size, items.length, 'no duplicates after the restart')
   const back = new Set(items)
   const gone = new Set(consumed)
+  // A plain get is at-most-once (README): a get in flight at the kill may have had its REMOVE
+  // written and its reply not yet read, so each consumer may take one item with it. Such an item
+  // was at the head of the queue: older than every item of its producer that came back.
   const lost = acked.filter((v) => !back.has(v) && !gone.has(v))
-  t.equal(lost.length, 0, `no acknowledged, unconsumed item lost (${lost.slice(0, 3).join(', ')})`)
+  t.ok(lost.length <= CONSUMERS, `at most one item per get in flight lost (${lost.length}: ${lost.slice(0, 3).map((v) => v.slice(0, 12)).join(', ')})`)
+  const index = (v: string): number => Number(v.split('-')[1])
+  for (const v of lost) {
+    const producer = v.split('-')[0]!
+    const laterBack = items.filter((w) => w.startsWith(`${producer}-`) && index(w) < index(v))
+    t.same(laterBack.map((w) => w.slice(0, 12)), [], `${v.slice(0, 12)} was at the head: no older item of ${producer} came back`)
+  }
   const resurrected = consumed.filter((v) => back.has(v))
   t.equal(resurrected.length, 0, `no consumed item comes back (${resurrected.slice(0, 3).join(', ')})`)
   for (let p = 0; p < PRODUCERS; p++) {
