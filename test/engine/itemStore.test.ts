@@ -3,16 +3,7 @@ import t from 'tap'
 import { ItemDeque } from '../../src/server/engine/itemDeque.js'
 import { COMPACT_HEADER_BYTES, FULL_HEADER_BYTES, ITEM_OVERHEAD_BYTES, ITEM_SLACK_BYTES, ItemStore } from '../../src/server/engine/itemStore.js'
 import { NewItem, type QueueItem } from '../../src/server/engine/item.js'
-
-/** A deterministic PRNG (mulberry32), so a failure reproduces. */
-function rng(seed: number): () => number {
-  return () => {
-    seed = (seed + 0x6d2b79f5) | 0
-    let x = Math.imul(seed ^ (seed >>> 15), 1 | seed)
-    x = (x + Math.imul(x ^ (x >>> 7), 61 | x)) ^ x
-    return ((x ^ (x >>> 14)) >>> 0) / 4294967296
-  }
-}
+import { prng } from '../helpers/prng.js'
 
 function item(seq: number, len: number, expiresAt = seq % 3 === 0 ? 1e12 + seq : 0, addedAt = 1.7e12 + seq): QueueItem {
   return new NewItem(seq, (seq * 7919) >>> 0, expiresAt, addedAt, randomBytes(len))
@@ -20,7 +11,7 @@ function item(seq: number, len: number, expiresAt = seq % 3 === 0 ? 1e12 + seq :
 
 t.test('FIFO against a model: every size (0 B to 700 KiB, across chunk ends), fields and bytes exact', (t) => {
   for (const seed of [1, 2, 3]) {
-    const next = rng(seed)
+    const next = prng(seed)
     const store = new ItemStore()
     const model: QueueItem[] = []
     let seq = 1

@@ -4,21 +4,18 @@
  * alive, answers on a new connection, and a witness queue it must not touch is unchanged.
  */
 import t, { type Test } from 'tap'
-import { startServer, removeDir, type RunningServer } from '../helpers/server.js'
+import { serverFor, type RunningServer } from '../helpers/server.js'
 import { BinaryClient, frame, get, op, set, u32s } from '../helpers/binary.js'
+import { prng } from '../helpers/prng.js'
 
 const WITNESS = ['first', 'second', Buffer.from([0, 0x80, 0xff, 13, 10]).toString('latin1')]
 
 let server: RunningServer
 t.before(async () => {
-  server = await startServer()
+  server = await serverFor(t)
   const c = await BinaryClient.connect(server.port)
   for (const item of WITNESS) t.equal((await c.request(set('witness', item, { flags: 5 }))).status, 0)
   c.close()
-})
-t.teardown(async () => {
-  await server?.stop()
-  if (server) removeDir(server.spool)
 })
 
 async function connect(): Promise<BinaryClient> {
@@ -121,18 +118,6 @@ t.test('an oversized SET within the frame limit is refused and the connection st
   t.match(await c.request(get('big', op.GET, 4)), { status: 1 }, 'nothing stored')
   await assertHealthy(t, 'oversized set')
 })
-
-/** mulberry32: a small seeded PRNG, so a failing packet can be reproduced. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0
-    let x = a
-    x = Math.imul(x ^ (x >>> 15), x | 1)
-    x ^= x + Math.imul(x ^ (x >>> 7), x | 61)
-    return ((x ^ (x >>> 14)) >>> 0) / 4294967296
-  }
-}
 
 const SEED = 0x5eed_2024
 // FLUSH is left out: flush_all may be enabled in some configs and would rightly clear the witness.

@@ -7,7 +7,7 @@
 import t from 'tap'
 import memjs from 'memjs'
 import { readFileSync } from 'node:fs'
-import { startServer, removeDir, type RunningServer } from '../helpers/server.js'
+import { serverFor, type RunningServer } from '../helpers/server.js'
 import { BinaryClient, frame, get, op, set, u32s } from '../helpers/binary.js'
 import { MAX_SKIPPED_BODY_BYTES } from '../../src/server/protocol/binary/parser.js'
 
@@ -15,11 +15,7 @@ const MiB = 1024 * 1024
 
 let server: RunningServer
 t.before(async () => {
-  server = await startServer({ config: { max_item_size: 64 * 1024 } })
-})
-t.teardown(async () => {
-  await server?.stop()
-  if (server) removeDir(server.spool)
+  server = await serverFor(t, { config: { max_item_size: 64 * 1024 } })
 })
 
 async function connect(): Promise<BinaryClient> {

@@ -52,6 +52,17 @@ async function emptyQueue(t: Test, c: RawClient): Promise<void> {
   t.equal(await c.get('a'), 'x')
 }
 
+/**
+ * Queue `a` empty with an fsync in flight: `p` sets `y` while the pool is held (its STORED waits),
+ * and `c` takes it, since an item is visible once written.
+ */
+async function takeWithFsyncHeld(t: Test, s: RunningServer, c: RawClient, p: RawClient): Promise<void> {
+  await emptyQueue(t, c)
+  await holdThreadPool(t, s)
+  p.send('set a 0 0 1\r\ny\r\n')
+  t.equal(await c.get('a'), 'y')
+}
+
 /** Poll `stats` (from `q`) until `name` reads `value`: the server has taken the other client's command. */
 async function statReaches(q: RawClient, name: string, value: string): Promise<void> {
   const deadline = Date.now() + 30_000
@@ -128,10 +139,7 @@ t.test('always: pipelined get / set / get gives the replies of one at a time', a
   const s = await start(t, 'always')
   const c = await client(t, s)
   const p = await client(t, s)
-  await emptyQueue(t, c)
-  await holdThreadPool(t, s)
-  p.send('set a 0 0 1\r\ny\r\n')
-  t.equal(await c.get('a'), 'y')
+  await takeWithFsyncHeld(t, s, c, p)
   // a is empty with an fsync in flight: one write, then the same commands one at a time.
   c.send('get a\r\nset a 0 0 1\r\nw\r\nget a\r\nget a\r\n')
   const replies: string[] = []
@@ -148,10 +156,7 @@ t.test('always: meta mg and binary GETQ polls wait too, served in arrival order'
   const bin = await BinaryClient.connect(s.port)
   t.teardown(() => bin.close())
   t.equal((await bin.request(frame({ opcode: op.SASL_AUTH, key: 'PLAIN', value: Buffer.from('\0alice\0s3cret') }))).status, 0)
-  await emptyQueue(t, c)
-  await holdThreadPool(t, s)
-  p.send('set a 0 0 1\r\ny\r\n')
-  t.equal(await c.get('a'), 'y')
+  await takeWithFsyncHeld(t, s, c, p)
   c.send('mg a v\r\n')
   await statReaches(q, 'queue_a_waiters', '1')
   bin.send(binGet('a', op.GETQ, 7))
@@ -175,10 +180,7 @@ t.test('always: a Kestrel /open poll waits too, and its item is an open read', a
   const c = await client(t, s)
   const p = await client(t, s)
   const q = await client(t, s)
-  await emptyQueue(t, c)
-  await holdThreadPool(t, s)
-  p.send('set a 0 0 1\r\ny\r\n')
-  t.equal(await c.get('a'), 'y')
+  await takeWithFsyncHeld(t, s, c, p)
   c.send('get a/open\r\n')
   await statReaches(q, 'queue_a_waiters', '1')
   q.send('set a 0 0 1\r\nz\r\n')

@@ -6,20 +6,11 @@
 import t from 'tap'
 import { CHECKPOINT_EVERY, KnownSizes, SegmentLive } from '../../src/server/journal/liveIndex.js'
 import { SortedNames } from '../../src/server/engine/sortedNames.js'
-
-/** Deterministic PRNG (mulberry32), so a failure replays. */
-function rng(seed: number): () => number {
-  return () => {
-    seed = (seed + 0x6d2b79f5) | 0
-    let x = Math.imul(seed ^ (seed >>> 15), 1 | seed)
-    x = (x + Math.imul(x ^ (x >>> 7), 61 | x)) ^ x
-    return ((x ^ (x >>> 14)) >>> 0) / 4294967296
-  }
-}
+import { prng } from '../helpers/prng.js'
 
 t.test('SegmentLive: inline bits and checkpoint, then arrays, agree with a model', async (t) => {
   for (const n of [1, 5, 31, 32, 33, 64, 300, 2 * CHECKPOINT_EVERY + 7]) {
-    const r = rng(n)
+    const r = prng(n)
     const live = new SegmentLive()
     const model = new Map<number, number>() // seq -> offset
     const checkpoints: Array<[number, number]> = []
@@ -64,7 +55,7 @@ t.test('SegmentLive: checkpoints cut back after a failed batch', async (t) => {
 })
 
 t.test('KnownSizes: one entry inline, arrays from the second, same answers as a model', async (t) => {
-  const r = rng(7)
+  const r = prng(7)
   const k = new KnownSizes()
   const model = new Map<number, number>()
   let seq = 0
