@@ -30,6 +30,8 @@ export interface QueueSettings {
   maxMemorySize: number
   /** Journal segment size / reset threshold. */
   maxJournalSize: number
+  /** sync always: ms an empty get may wait on while later fsyncs are in flight (engine/emptyPoll.ts). */
+  maxPollWaitMs: number
 }
 
 export interface AuthConfig {
@@ -127,6 +129,7 @@ export const DEFAULT_QUEUE_SETTINGS: Readonly<QueueSettings> = Object.freeze({
   expireTo: null,
   maxMemorySize: 64 * MiB,
   maxJournalSize: 16 * MiB,
+  maxPollWaitMs: 50,
 })
 
 export function defaultConfig(): ServerConfig {
@@ -237,6 +240,7 @@ const QUEUE_KEYS: Record<string, (key: string, v: unknown, out: Partial<QueueSet
   expire_to: (k, v, o) => (o.expireTo = str(k, v)),
   max_memory_size: (k, v, o) => (o.maxMemorySize = size(k, v)),
   max_journal_size: (k, v, o) => (o.maxJournalSize = Math.max(4096, size(k, v))),
+  max_poll_wait: (k, v, o) => (o.maxPollWaitMs = int(k, v, 0, 60_000)),
 }
 
 /** An empty YAML section (`queues:` with every child commented out) is null: read it as {}. */

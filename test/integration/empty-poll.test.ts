@@ -23,8 +23,8 @@ function login(body: string): string {
   return `set auth 0 0 ${Buffer.byteLength(body)}\r\n${body}\r\n`
 }
 
-async function start(t: Test, sync: string | number): Promise<RunningServer> {
-  return serverFor(t, { config: { sync, auth: { users, max_login_failures: 1000 } }, env: { UV_THREADPOOL_SIZE: '1' } })
+async function start(t: Test, sync: string | number, more: Record<string, unknown> = {}): Promise<RunningServer> {
+  return serverFor(t, { config: { sync, ...more, auth: { users, max_login_failures: 1000 } }, env: { UV_THREADPOOL_SIZE: '1' } })
 }
 
 async function client(t: Test, s: RunningServer): Promise<RawClient> {
@@ -133,6 +133,49 @@ t.test('always: with nothing arriving, the poll gets END once the fsync is done'
   t.equal(await c.line(60_000), 'END')
   t.equal(await pStored, 'STORED')
   t.equal(await c.get('a'), null, 'with no fsync in flight, END at once')
+})
+
+/**
+ * Consumers C1 and C2 poll the empty queue during fsync A (P's set); more hashes then hold the
+ * pool, and Q's set (fsync B, queued behind them) goes to C1. When A ends, C2 has no item but B is
+ * still in flight; then R sets `w`. Returns C2's reply: `w` if it waited on for B, else null (END).
+ */
+async function pollAcrossFsyncs(t: Test, s: RunningServer): Promise<string | null> {
+  const [c1, c2, p, q, r] = [await client(t, s), await client(t, s), await client(t, s), await client(t, s), await client(t, s)]
+  await takeWithFsyncHeld(t, s, c1, p)
+  const pStored = p.line(60_000)
+  c1.send('get a\r\n')
+  await statReaches(q, 'queue_a_waiters', '1')
+  c2.send('get a\r\n')
+  await statReaches(q, 'queue_a_waiters', '2')
+  await holdThreadPool(t, s)
+  q.send('set a 0 0 1\r\nz\r\n')
+  t.same([await c1.line(60_000), await c1.line(), await c1.line()], ['VALUE a 0 1', 'z', 'END'], 'the first poll takes z')
+  t.equal(await pStored, 'STORED', 'fsync A is done')
+  r.send('set a 0 0 1\r\nw\r\n')
+  const first = await c2.line(60_000)
+  let got: string | null = null
+  if (first !== 'END') {
+    t.equal(first, 'VALUE a 0 1')
+    got = await c2.line()
+    t.equal(await c2.line(), 'END')
+  }
+  t.same([await q.line(60_000), await r.line(60_000)], ['STORED', 'STORED'])
+  return got
+}
+
+t.test('always: a poll whose fsyncs ended waits on while a later fsync is in flight', async (t) => {
+  const s = await start(t, 'always', { max_poll_wait: 60_000 })
+  t.equal(await pollAcrossFsyncs(t, s), 'w', 'the second poll takes the item set during fsync B')
+})
+
+t.test('always: max_poll_wait bounds that (0: the miss once the first fsyncs end)', async (t) => {
+  for (const wait of [0, 1]) {
+    await t.test(`max_poll_wait: ${wait}`, async (t) => {
+      const s = await start(t, 'always', { max_poll_wait: wait })
+      t.equal(await pollAcrossFsyncs(t, s), null, 'END when fsync A ends; w stays queued')
+    })
+  }
 })
 
 t.test('always: pipelined get / set / get gives the replies of one at a time', async (t) => {

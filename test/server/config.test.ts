@@ -68,6 +68,9 @@ t.test('sync: always, never or milliseconds', async (t) => {
   t.equal(parseSync('k', 200), 200)
   t.equal(parseSync('k', '50'), 50)
   t.throws(() => parseSync('k', 0), ConfigError)
+  t.equal(defaultConfig().queueDefaults.maxPollWaitMs, 50)
+  t.equal(apply({ max_poll_wait: 0 }).queueDefaults.maxPollWaitMs, 0, 'max_poll_wait 0: a poll waits for one round of fsyncs only')
+  t.throws(() => apply({ max_poll_wait: 60_001 }), { message: /starling\.max_poll_wait must be an integer from 0 to 60000/ })
   t.throws(() => parseSync('k', 'sometimes'), { message: 'config key k must be always, never or a number of milliseconds' })
 })
 

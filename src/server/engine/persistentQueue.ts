@@ -252,7 +252,7 @@ export class PersistentQueue implements ConsumerHost {
     }, consumer)
     consumer.waits.set(waiter, this)
     if (options.open) consumer.opening.add(this)
-    if (poll) parkPoll(this.waiters, waiter, consumer, this.journal)
+    if (poll) parkPoll(this.waiters, waiter, consumer, this.journal, this.settings.maxPollWaitMs)
     else this.waiters.add(waiter, options.timeoutMs, () => waiter.wake(false))
   }
 
