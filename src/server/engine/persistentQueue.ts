@@ -30,6 +30,12 @@ const NO_OPEN_ITEMS = new Map<number, { item: QueueItem; consumer: Consumer }>()
 
 /** Read back from disk in batches of about this many bytes (at least). */
 const READ_BEHIND_BATCH_MIN = 1 << 20
+/**
+ * ...and at most: a batch is a synchronous read, crc check and copy that holds every connection
+ * (16 MiB took tens of ms), and one within itemStore's spare chunks (8 MiB) reuses the chunks the
+ * drain released instead of mapping fresh memory.
+ */
+const READ_BEHIND_BATCH_MAX = 2 << 20
 
 export class PersistentQueue implements ConsumerHost {
   // Items in memory, packed (itemDeque.ts); what they cost is charged to the memory gate.
@@ -382,7 +388,7 @@ export class PersistentQueue implements ConsumerHost {
    * Read the next batch (about `budget` bytes of cost) from disk into memory, straight into the
    * item store. Returns false when nothing was read.
    */
-  private refill(budget = Math.max(READ_BEHIND_BATCH_MIN, Math.floor(this.settings.maxMemorySize / 4))): boolean {
+  private refill(budget = Math.max(READ_BEHIND_BATCH_MIN, Math.min(READ_BEHIND_BATCH_MAX, Math.floor(this.settings.maxMemorySize / 4)))): boolean {
     if (!this.readingBehind) return false
     let n = this.readBehind(budget)
     const read = n > 0

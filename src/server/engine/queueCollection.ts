@@ -162,6 +162,11 @@ export class QueueCollection {
       if (!options.abort && !(options.close && !options.open)) this.counters.getMisses++
       return done(null, null)
     }
+    // The common get (queue loaded, nothing queued before it, no wait): no closures (the hot path).
+    if (options.timeoutMs <= 0 && !this.closing) {
+      const slot = this.slots.get(name)
+      if (slot?.queue && slot.waiting === null) return slot.queue.get(consumer, options, done)
+    }
     // A blocking get made the queue to wait on: it goes again when the wait ends, if still blank.
     const finish: ItemCallback = options.timeoutMs > 0 ? (err, item) => (done(err, item), this.reapIfBlank(name)) : done
     const op: QueueOp = (queue, err) => {
