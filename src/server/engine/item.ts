@@ -3,7 +3,10 @@
  */
 import type { JournalItem } from '../journal/types.js'
 
-export type QueueItem = JournalItem
+export interface QueueItem extends JournalItem {
+  /** The reply buffer `data` is a view of, when read with a ReplyFrame (requests.ts). */
+  framed?: Buffer | null
+}
 
 /** memcached: exptime up to 30 days is relative seconds; larger is a Unix time. */
 export const RELATIVE_EXPTIME_MAX = 60 * 60 * 24 * 30
@@ -35,5 +38,6 @@ export class NewItem implements QueueItem {
     public expiresAt: number,
     public addedAt: number,
     public data: Buffer,
+    public framed: Buffer | null = null,
   ) {}
 }

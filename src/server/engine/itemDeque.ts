@@ -8,6 +8,7 @@
 import type { ItemSink } from '../journal/types.js'
 import { type QueueItem } from './item.js'
 import { ITEM_OVERHEAD_BYTES, ItemStore } from './itemStore.js'
+import type { ReplyFrame } from './requests.js'
 
 export class ItemDeque implements ItemSink {
   private readonly store = new ItemStore()
@@ -60,10 +61,10 @@ export class ItemDeque implements ItemSink {
     return this.returned[0] ?? this.store.peek()
   }
 
-  /** Remove and return the head item (length > 0). */
-  shift(): QueueItem {
+  /** Remove and return the head item (length > 0); a frame lays its reply out (ReplyFrame). */
+  shift(frame?: ReplyFrame): QueueItem {
     const r = this.returned.shift()
-    if (r === undefined) return this.store.shift()
+    if (r === undefined) return this.store.shift(frame)
     this.returnedBytes -= r.data.length
     return r
   }

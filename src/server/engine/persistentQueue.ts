@@ -11,7 +11,7 @@
 import type { QueueSettings } from '../config.js'
 import { StarlingError } from '../errors.js'
 import type { QueueJournal, ReplayResult } from '../journal/types.js'
-import type { QueueReadOptions } from './requests.js'
+import type { QueueReadOptions, ReplyFrame } from './requests.js'
 import { Consumer, type ConsumerHost } from './consumer.js'
 import { parkPoll, pollMayWait } from './emptyPoll.js'
 import { holdUntil } from './heldReply.js'
@@ -214,9 +214,9 @@ export class PersistentQueue implements ConsumerHost {
 
   /**
    * A get, with Kestrel's options: close confirms this consumer's open read, abort returns it,
-   * peek looks, open reads tentatively, t= waits. `done` runs once, maybe later.
+   * peek looks, open reads tentatively, t= waits. `done` runs once, maybe later. `frame`: requests.ts.
    */
-  get(consumer: Consumer, options: QueueReadOptions, done: ItemCallback): void {
+  get(consumer: Consumer, options: QueueReadOptions, done: ItemCallback, frame?: ReplyFrame): void {
     if (this.closed) return done(null, null)
     if (options.close) done = this.confirmOpenRead(consumer, done)
     if (options.abort) {
@@ -235,7 +235,7 @@ export class PersistentQueue implements ConsumerHost {
       this.events.got(head !== null)
       return done(null, head)
     }
-    const item = this.takeHead()
+    const item = this.takeHead(options.open ? undefined : frame)
     if (item) return this.deliver(item, consumer, options.open, done)
     if (options.timeoutMs <= 0 || consumer.isReleased) {
       if (options.timeoutMs <= 0 && pollMayWait(this.journal, consumer)) return this.wait(consumer, options, done, true)
@@ -340,8 +340,8 @@ export class PersistentQueue implements ConsumerHost {
   }
 
   /** Remove and return the head item, skipping (and expiring) expired ones. */
-  private takeHead(): QueueItem | null {
-    return this.dropExpired(Date.now()) ? this.shiftMem() : null
+  private takeHead(frame?: ReplyFrame): QueueItem | null {
+    return this.dropExpired(Date.now()) ? this.shiftMem(frame) : null
   }
 
   /** Expire items at the head (periodic sweep), so stats and expire_to do not wait for a get. */
@@ -371,8 +371,8 @@ export class PersistentQueue implements ConsumerHost {
     this.charge()
   }
 
-  private shiftMem(): QueueItem {
-    const item = this.mem.shift()
+  private shiftMem(frame?: ReplyFrame): QueueItem {
+    const item = this.mem.shift(frame)
     this.charge()
     if (this.readingBehind && this.memCost < this.settings.maxMemorySize / 2) this.refill()
     return item
