@@ -3,11 +3,13 @@
  * straight into the reply buffer (ReplyFrame, ValueFrame). Every way an item reaches a get must
  * still answer byte for byte: from memory, read back from disk (read-behind), an aborted open read
  * put back (no frame: a new buffer), handed straight to a blocked reader, with `gets` (cas), across
- * all sizes and flags whose digits change the header's length. Real server, real sockets.
+ * all sizes and flags whose digits change the header's length; binary GET and GETK likewise
+ * (ItemFrame). Real server, real sockets.
  */
 import t from 'tap'
 import { serverFor } from '../helpers/server.js'
 import { RawClient } from '../helpers/textClient.js'
+import { BinaryClient, get as binGet, op, set as binSet } from '../helpers/binary.js'
 
 function payload(i: number, size: number): Buffer {
   const b = Buffer.allocUnsafe(size)
@@ -82,4 +84,28 @@ t.test('aborted open read, gets with cas, blocked reader: the same bytes as any 
   t.equal(await p.line(), 'STORED')
   const woke = await reply(c, 'fr/t=5000')
   t.same([woke?.flags, woke?.data], [99, d], 'blocked reader')
+})
+
+t.test('binary GET and GETK from memory and from disk: value, flags, key and cas intact', async (t) => {
+  const server = await serverFor(t, { config: { max_memory_size: '64KB' } })
+  const b = await BinaryClient.connect(server.port)
+  t.teardown(() => b.close())
+  const N = 120
+  const items = Array.from({ length: N }, (_, i) => ({ flags: FLAGS[i % FLAGS.length]!, data: payload(i, [0, 1, 300, 1024, 3000][i % 5]!) }))
+  b.send(Buffer.concat(items.map((it, i) => binSet('bframe', it.data, { flags: it.flags, opaque: i }))))
+  for (let i = 0; i < N; i++) t.equal((await b.response(20_000)).status, 0)
+  b.send(Buffer.concat(items.map((_, i) => binGet('bframe', i % 2 ? op.GETK : op.GET, i))))
+  let bad = 0
+  const cas = new Set<bigint>()
+  for (let i = 0; i < N; i++) {
+    const r = await b.response(20_000)
+    const ok =
+      r.status === 0 && r.opaque === i && r.opcode === (i % 2 ? op.GETK : op.GET) && r.key === (i % 2 ? 'bframe' : '') &&
+      r.extras.readUInt32BE(0) === items[i]!.flags && r.value.equals(items[i]!.data) && r.cas > 0n
+    if (!ok) bad++
+    cas.add(r.cas)
+  }
+  t.equal(bad, 0, `${N} replies intact, in order`)
+  t.equal(cas.size, N, 'each with its own cas')
+  t.equal((await b.request(binGet('bframe', op.GET, 999))).status, 1, 'then KEY_ENOENT')
 })
