@@ -19,7 +19,7 @@ export interface DeliveredItem {
   data: Buffer
   flags: number
   /** A unique id for `gets` / binary CAS fields (the item's sequence number; never 0). */
-  cas: number
+  readonly cas: number
   /** When the item expires, in ms since the epoch; absent or 0 = never (meta `mg ... t`). */
   expiresAt?: number
   /** The reply buffer `data` is a view of, when the get passed a ReplyFrame (engine/requests.ts). */
@@ -142,10 +142,8 @@ class DispatcherSession implements Session {
   get(queue: string, options: QueueReadOptions, done: GetDone, frame?: ReplyFrame): void {
     if (this.closed) return done(null, null)
     this.consumer.endPolls()
-    this.server.collection.get(queue, this.consumer, options, (err, item) => {
-      if (err || !item) return done(err, null)
-      done(null, { data: item.data, flags: item.flags, cas: item.seq, expiresAt: item.expiresAt, framed: item.framed ?? null })
-    }, frame)
+    // the engine's item is a DeliveredItem (cas is its seq): no wrapper object or closure per get
+    this.server.collection.get(queue, this.consumer, options, done, frame)
   }
 
   delete(queue: string, done: (err: StarlingError | null, existed: boolean) => void): void {

@@ -6,6 +6,8 @@ import type { JournalItem } from '../journal/types.js'
 export interface QueueItem extends JournalItem {
   /** The reply buffer `data` is a view of, when read with a ReplyFrame (requests.ts). */
   framed?: Buffer | null
+  /** The id `gets` and binary CAS show: the seq (never 0). */
+  readonly cas: number
 }
 
 /** memcached: exptime up to 30 days is relative seconds; larger is a Unix time. */
@@ -40,4 +42,8 @@ export class NewItem implements QueueItem {
     public data: Buffer,
     public framed: Buffer | null = null,
   ) {}
+
+  get cas(): number {
+    return this.seq
+  }
 }

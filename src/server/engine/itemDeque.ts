@@ -5,7 +5,7 @@
  * straight to a waiter when the queue was empty, and everything added since is newer), so "in
  * front of the store, by seq among themselves" is its place.
  */
-import type { ItemSink } from '../journal/types.js'
+import type { ItemSink, JournalItem } from '../journal/types.js'
 import { type QueueItem } from './item.js'
 import { ITEM_OVERHEAD_BYTES, ItemStore } from './itemStore.js'
 import type { ReplyFrame } from './requests.js'
@@ -31,7 +31,7 @@ export class ItemDeque implements ItemSink {
   }
 
   /** A new item, newer than every item held (its data is copied). */
-  pushItem(item: QueueItem): void {
+  pushItem(item: JournalItem): void {
     this.store.push(item.seq, item.flags, item.expiresAt, item.addedAt, item.data, 0, item.data.length)
   }
 

@@ -10,7 +10,7 @@
  */
 import type { QueueSettings } from '../config.js'
 import { StarlingError } from '../errors.js'
-import type { QueueJournal, ReplayResult } from '../journal/types.js'
+import type { JournalItem, QueueJournal, ReplayResult } from '../journal/types.js'
 import type { QueueReadOptions, ReplyFrame } from './requests.js'
 import { Consumer, type ConsumerHost } from './consumer.js'
 import { parkPoll, pollMayWait } from './emptyPoll.js'
@@ -366,7 +366,7 @@ export class PersistentQueue implements ConsumerHost {
     this.memCost = cost
   }
 
-  private pushMem(item: QueueItem): void {
+  private pushMem(item: JournalItem): void {
     this.mem.pushItem(item)
     this.charge()
   }
