@@ -11,7 +11,7 @@ import type { AuthConfig } from './config.js'
 import { Consumer } from './engine/consumer.js'
 import { expiresAtFromExptime } from './engine/item.js'
 import type { QueueCollection } from './engine/queueCollection.js'
-import type { QueueReadOptions } from './engine/requests.js'
+import type { QueueReadOptions, ReplyFrame } from './engine/requests.js'
 import { StarlingError } from './errors.js'
 import { queueStatPairs, resetCounters, takeSnapshot, type StatBatches, type StatsSources } from './stats.js'
 
@@ -19,9 +19,11 @@ export interface DeliveredItem {
   data: Buffer
   flags: number
   /** A unique id for `gets` / binary CAS fields (the item's sequence number; never 0). */
-  cas: number
+  readonly cas: number
   /** When the item expires, in ms since the epoch; absent or 0 = never (meta `mg ... t`). */
   expiresAt?: number
+  /** The reply buffer `data` is a view of, when the get passed a ReplyFrame (engine/requests.ts). */
+  framed?: Buffer | null
 }
 
 export type Done = (err: StarlingError | null) => void
@@ -34,7 +36,7 @@ export interface Session {
    * session copies what it keeps. `exptime` is memcached's: 0 never, <= 30 days relative seconds, else Unix time, < 0 expired. */
   set(queue: string, flags: number, exptime: number, data: Buffer, done: Done): void
   /** Dequeue (or peek/open/close/abort, per options). `null` item = empty (after waiting, if asked). */
-  get(queue: string, options: QueueReadOptions, done: GetDone): void
+  get(queue: string, options: QueueReadOptions, done: GetDone, frame?: ReplyFrame): void
   /** Drop the queue, its items and its journal. `existed` false = NOT_FOUND. */
   delete(queue: string, done: (err: StarlingError | null, existed: boolean) => void): void
   /** Discard the queue's items, keep the queue. */
@@ -137,13 +139,11 @@ class DispatcherSession implements Session {
     this.server.collection.set(queue, data, flags >>> 0, expiresAtFromExptime(exptime, Date.now()), done)
   }
 
-  get(queue: string, options: QueueReadOptions, done: GetDone): void {
+  get(queue: string, options: QueueReadOptions, done: GetDone, frame?: ReplyFrame): void {
     if (this.closed) return done(null, null)
     this.consumer.endPolls()
-    this.server.collection.get(queue, this.consumer, options, (err, item) => {
-      if (err || !item) return done(err, null)
-      done(null, { data: item.data, flags: item.flags, cas: item.seq, expiresAt: item.expiresAt })
-    })
+    // the engine's item is a DeliveredItem (cas is its seq): no wrapper object or closure per get
+    this.server.collection.get(queue, this.consumer, options, done, frame)
   }
 
   delete(queue: string, done: (err: StarlingError | null, existed: boolean) => void): void {

@@ -7,6 +7,7 @@ import { readdirSync } from 'node:fs'
 import t from 'tap'
 import { Consumer } from '../../src/server/engine/consumer.js'
 import { add, addOutcome, drain, get, openQueue } from '../helpers/engine.js'
+import { PLAIN_READ as PLAIN } from '../../src/server/engine/requests.js'
 import { tempSpool } from '../helpers/journal.js'
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))
@@ -173,6 +174,34 @@ t.test('past the memory budget items stay on disk and still come out in order, a
   t.equal(second.queue.length, 100)
   t.ok(second.queue.memoryBytes <= budget)
   t.same(await drain(second.queue, c), values.slice(100))
+})
+
+t.test('read-behind refills in batches of at most 2 MiB, whatever the budget (a batch holds every connection)', async (t) => {
+  const dir = tempSpool(t)
+  const MiB = 1024 * 1024
+  const budget = 16 * MiB // a quarter of it (the batch before) would be 4 MiB
+  const { queue } = await openQueue(t, dir, { maxMemorySize: budget })
+  const item = (i: number): Buffer => Buffer.alloc(8192, i % 251)
+  const N = 3000 // 24 MiB: a third of it on disk
+  for (let i = 0; i < N; i++) await add(queue, item(i))
+  t.ok(queue.memoryItems < N, `${N - queue.memoryItems} items on disk`)
+  const c = new Consumer()
+  let before = queue.memoryBytes
+  let biggestRefill = 0
+  let refills = 0
+  for (let i = 0; i < N; i++) {
+    const got = await new Promise<Buffer | null>((resolve) => queue.get(c, PLAIN, (_e, it) => resolve(it ? it.data : null)))
+    if (!got || !got.equals(item(i))) return t.fail(`item ${i} out of order or missing`)
+    const grew = queue.memoryBytes - before
+    if (grew > 0) {
+      refills++
+      biggestRefill = Math.max(biggestRefill, grew)
+    }
+    before = queue.memoryBytes
+  }
+  t.ok(refills >= 3, `${refills} refills`)
+  t.ok(biggestRefill <= 2 * MiB + 8192, `largest refill ${(biggestRefill / MiB).toFixed(2)} MiB`)
+  t.equal(queue.length, 0)
 })
 
 t.test('the shared memory gate: one queue over the global cap keeps its new items on disk', async (t) => {

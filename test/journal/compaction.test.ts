@@ -126,6 +126,49 @@ t.test('carry-forward: a few long-lived items no longer pin old segments', async
   await j3.close()
 })
 
+t.test('a drain consuming the oldest segment carries nothing forward (its items are about to go)', async (t) => {
+  const dir = tempSpool(t)
+  const max = 64 * 1024
+  const { journal } = await open(dir, { maxJournalSize: max })
+  const data = Buffer.alloc(200, 0x63)
+  const N = 5000
+  for (let s = 1; s <= N; s++) {
+    journal.add({ seq: s, flags: 0, expiresAt: 0, addedAt: 0, data }, () => {}, () => {})
+    if (s % 100 === 0) journal.flushNow() // rotation happens between written batches
+  }
+  journal.flushNow()
+  t.ok(segmentsOf(journal).length > 10, `${segmentsOf(journal).length} segments before the drain`)
+  // FIFO removals in small batches, each written on its own: the head is always in the oldest segment
+  const carried = (): number => (journal as FileQueueJournal).carriedItems
+  let peakCarried = 0
+  for (let s = 1; s <= N - 100; s++) {
+    journal.remove(s)
+    if (s % 10 === 0) {
+      journal.flushNow()
+      peakCarried = Math.max(peakCarried, carried())
+    }
+  }
+  journal.flushNow()
+  t.equal(peakCarried, 0, 'no item copied forward')
+  t.ok(segmentsOf(journal).length <= 2, `consumed segments dropped (${segmentsOf(journal).length} left)`)
+  // the head stalls (three open reads never confirmed) while producers and consumers go on: now
+  // the oldest segment's few live items are carried forward, so it can go
+  for (let s = N - 96; s <= N; s++) journal.remove(s)
+  let s = N + 1
+  for (let k = 0; k < 3000; k++, s++) {
+    journal.add({ seq: s, flags: 0, expiresAt: 0, addedAt: 0, data }, () => {}, () => {})
+    if (s - N > 20) journal.remove(s - 20)
+    if (s % 10 === 0) journal.flushNow()
+  }
+  journal.flushNow()
+  t.ok(carried() === 3, `the stalled head is carried forward (${carried()} items)`)
+  t.ok(spoolBytes(dir) < 4 * max, `${spoolBytes(dir)} bytes on disk`)
+  await journal.close()
+  const { journal: j2, replay } = await open(dir, { maxJournalSize: max })
+  t.same(seqsOf(replay.items), [N - 99, N - 98, N - 97, ...range(s - 20, s - 1)], 'every live item once, in order')
+  await j2.close()
+})
+
 t.test('read-behind keeps working across rotation and carry-forward', async (t) => {
   const dir = tempSpool(t)
   const max = 32 * 1024

@@ -7,6 +7,8 @@ import {
   encodeKeyMiss,
   encodeResponse,
   encodeStats,
+  GET_FRAME,
+  ItemFrame,
 } from '../../src/server/protocol/binary/serializer.js'
 import { frame, op, set, get, u32s } from '../helpers/binary.js'
 
@@ -326,6 +328,18 @@ t.test('responses are byte-exact', async (t) => {
     'GETK hit with an empty value',
   )
   t.equal(encodeItem(0x0d, 0, 'q', 0, 1, Buffer.alloc(0)).length, 24 + 4 + 1, 'one buffer: header, flags, key, empty value')
+  // laid out by an ItemFrame (the engine copied the value in place): the same bytes, that buffer
+  for (const [key, frame] of [[null, GET_FRAME], ['k\xe9y', new ItemFrame(3)]] as const) {
+    const value = Buffer.from('value\r\n')
+    const head = frame.headBytes()
+    const framed = Buffer.alloc(head + value.length + frame.tailBytes, 0x2a)
+    value.copy(framed, head)
+    const reply = encodeItem(0x0c, 9, key, 7, 2 ** 40 + 3, framed.subarray(head, head + value.length), framed)
+    t.same(reply, encodeItem(0x0c, 9, key, 7, 2 ** 40 + 3, value), `framed, key ${key}: byte for byte`)
+    t.equal(reply, framed, 'completed in place')
+  }
+  const other = Buffer.alloc(40)
+  t.not(encodeItem(0x00, 1, 'q', 0, 1, other.subarray(28, 30), other), other, 'a frame of another layout: a new buffer')
   t.equal(
     join(encodeKeyMiss(0x0c, 4, 'k\xe9')),
     hex('81 0c 0002 00 00 0001 00000002 00000004 0000000000000000 6be9'),

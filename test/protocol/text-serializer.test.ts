@@ -107,6 +107,32 @@ t.test('valueReply: a whole single-key hit in one buffer, as header + data + CRL
   t.equal(text(S.valueReply('q', 1, Buffer.alloc(0))), 'VALUE q 1 0\r\n\r\nEND\r\n', 'empty value')
 })
 
+t.test('ValueFrame: the reply laid out around the payload is byte for byte valueReply', async (t) => {
+  const key = 'q\u00e9/open'
+  const frame = new S.ValueFrame(key)
+  for (const flags of [0, 9, 10, 99, 100, 12345, 4294967295]) {
+    for (const len of [0, 1, 9, 10, 1024, 100000]) {
+      const data = Buffer.alloc(len, (flags + len) & 0xff)
+      const head = frame.headBytes(flags, len)
+      // as the item store does it: one buffer, the payload copied at `head`
+      const framed = Buffer.alloc(head + len + frame.tailBytes, 0x2a)
+      data.copy(framed, head)
+      const reply = S.framedValueReply(key, flags, framed.subarray(head, head + len), framed)
+      t.same(reply, S.valueReply(key, flags, data), `flags ${flags}, ${len} bytes`)
+      if (reply !== framed) t.fail(`flags ${flags}, ${len} bytes: not completed in place`)
+    }
+  }
+  const data = Buffer.from('abc')
+  t.same(S.framedValueReply(key, 1, data, null), S.valueReply(key, 1, data), 'no frame: a new buffer')
+  const other = new S.ValueFrame('q') // laid out for another key (an open read aborted, got again as q/open)
+  const framed = Buffer.alloc(other.headBytes(1, 3) + 3 + other.tailBytes)
+  data.copy(framed, other.headBytes(1, 3))
+  const view = framed.subarray(other.headBytes(1, 3), other.headBytes(1, 3) + 3)
+  const reply = S.framedValueReply(key, 1, view, framed)
+  t.same(reply, S.valueReply(key, 1, data), 'a frame of another size: a new buffer, still right')
+  t.not(reply, framed)
+})
+
 t.test('metaValueReply: an mg hit in one buffer, as the VA line + data + CRLF', async (t) => {
   const returns = { order: ['f', 's', 'O'], opaque: 'x1', quiet: false, base64: false, keyToken: 'q' } as unknown as MetaReturnFlags
   const info = { flags: 3, size: 2, cas: 9, ttlSeconds: -1 }

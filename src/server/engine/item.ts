@@ -3,7 +3,12 @@
  */
 import type { JournalItem } from '../journal/types.js'
 
-export type QueueItem = JournalItem
+export interface QueueItem extends JournalItem {
+  /** The reply buffer `data` is a view of, when read with a ReplyFrame (requests.ts). */
+  framed?: Buffer | null
+  /** The id `gets` and binary CAS show: the seq (never 0). */
+  readonly cas: number
+}
 
 /** memcached: exptime up to 30 days is relative seconds; larger is a Unix time. */
 export const RELATIVE_EXPTIME_MAX = 60 * 60 * 24 * 30
@@ -35,5 +40,10 @@ export class NewItem implements QueueItem {
     public expiresAt: number,
     public addedAt: number,
     public data: Buffer,
+    public framed: Buffer | null = null,
   ) {}
+
+  get cas(): number {
+    return this.seq
+  }
 }

@@ -5,9 +5,10 @@
  * straight to a waiter when the queue was empty, and everything added since is newer), so "in
  * front of the store, by seq among themselves" is its place.
  */
-import type { ItemSink } from '../journal/types.js'
+import type { ItemSink, JournalItem } from '../journal/types.js'
 import { type QueueItem } from './item.js'
 import { ITEM_OVERHEAD_BYTES, ItemStore } from './itemStore.js'
+import type { ReplyFrame } from './requests.js'
 
 export class ItemDeque implements ItemSink {
   private readonly store = new ItemStore()
@@ -30,7 +31,7 @@ export class ItemDeque implements ItemSink {
   }
 
   /** A new item, newer than every item held (its data is copied). */
-  pushItem(item: QueueItem): void {
+  pushItem(item: JournalItem): void {
     this.store.push(item.seq, item.flags, item.expiresAt, item.addedAt, item.data, 0, item.data.length)
   }
 
@@ -60,10 +61,10 @@ export class ItemDeque implements ItemSink {
     return this.returned[0] ?? this.store.peek()
   }
 
-  /** Remove and return the head item (length > 0). */
-  shift(): QueueItem {
+  /** Remove and return the head item (length > 0); a frame lays its reply out (ReplyFrame). */
+  shift(frame?: ReplyFrame): QueueItem {
     const r = this.returned.shift()
-    if (r === undefined) return this.store.shift()
+    if (r === undefined) return this.store.shift(frame)
     this.returnedBytes -= r.data.length
     return r
   }

@@ -11,6 +11,7 @@
  * Nothing outside holds a view of a chunk (items are copied out), so chunks may be reused at once.
  */
 import { NewItem, type QueueItem } from './item.js'
+import type { ReplyFrame } from './requests.js'
 
 /**
  * Two header forms. Compact (16 B), for the usual item (no exptime, seq within 2^32 of the one
@@ -163,11 +164,12 @@ export class ItemStore {
     return this.read(false)
   }
 
-  shift(): QueueItem {
-    return this.read(true)
+  /** With a frame, the payload is copied straight into the reply's buffer (ReplyFrame). */
+  shift(frame?: ReplyFrame): QueueItem {
+    return this.read(true, frame)
   }
 
-  private read(remove: boolean): QueueItem {
+  private read(remove: boolean, frame?: ReplyFrame): QueueItem {
     let c = this.chunks[0]!
     let at = this.head
     const word = c.readUInt32LE(at)
@@ -187,7 +189,15 @@ export class ItemStore {
       header = FULL_HEADER_BYTES
     }
     at += header
-    const data = Buffer.allocUnsafe(len)
+    let framed: Buffer | null = null
+    let data: Buffer
+    if (frame === undefined) {
+      data = Buffer.allocUnsafe(len)
+    } else {
+      const head = frame.headBytes(flags, len)
+      framed = Buffer.allocUnsafe(head + len + frame.tailBytes)
+      data = framed.subarray(head, head + len)
+    }
     let ci = 0
     let got = 0
     while (got < len) {
@@ -205,7 +215,7 @@ export class ItemStore {
       this.overhead -= header + ITEM_SLACK_BYTES
       this.advance(ci, at, len)
     }
-    return new NewItem(seq, flags, expiresAt, addedAt, data)
+    return new NewItem(seq, flags, expiresAt, addedAt, data, framed)
   }
 
   /** The head record ended at chunks[ci][at]: release the chunks passed, skip a chunk's tail. */

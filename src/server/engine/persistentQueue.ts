@@ -10,8 +10,8 @@
  */
 import type { QueueSettings } from '../config.js'
 import { StarlingError } from '../errors.js'
-import type { QueueJournal, ReplayResult } from '../journal/types.js'
-import type { QueueReadOptions } from './requests.js'
+import type { JournalItem, QueueJournal, ReplayResult } from '../journal/types.js'
+import type { QueueReadOptions, ReplyFrame } from './requests.js'
 import { Consumer, type ConsumerHost } from './consumer.js'
 import { parkPoll, pollMayWait } from './emptyPoll.js'
 import { holdUntil } from './heldReply.js'
@@ -30,6 +30,12 @@ const NO_OPEN_ITEMS = new Map<number, { item: QueueItem; consumer: Consumer }>()
 
 /** Read back from disk in batches of about this many bytes (at least). */
 const READ_BEHIND_BATCH_MIN = 1 << 20
+/**
+ * ...and at most: a batch is a synchronous read, crc check and copy that holds every connection
+ * (16 MiB took tens of ms), and one within itemStore's spare chunks (8 MiB) reuses the chunks the
+ * drain released instead of mapping fresh memory.
+ */
+const READ_BEHIND_BATCH_MAX = 2 << 20
 
 export class PersistentQueue implements ConsumerHost {
   // Items in memory, packed (itemDeque.ts); what they cost is charged to the memory gate.
@@ -208,9 +214,9 @@ export class PersistentQueue implements ConsumerHost {
 
   /**
    * A get, with Kestrel's options: close confirms this consumer's open read, abort returns it,
-   * peek looks, open reads tentatively, t= waits. `done` runs once, maybe later.
+   * peek looks, open reads tentatively, t= waits. `done` runs once, maybe later. `frame`: requests.ts.
    */
-  get(consumer: Consumer, options: QueueReadOptions, done: ItemCallback): void {
+  get(consumer: Consumer, options: QueueReadOptions, done: ItemCallback, frame?: ReplyFrame): void {
     if (this.closed) return done(null, null)
     if (options.close) done = this.confirmOpenRead(consumer, done)
     if (options.abort) {
@@ -229,7 +235,7 @@ export class PersistentQueue implements ConsumerHost {
       this.events.got(head !== null)
       return done(null, head)
     }
-    const item = this.takeHead()
+    const item = this.takeHead(options.open ? undefined : frame)
     if (item) return this.deliver(item, consumer, options.open, done)
     if (options.timeoutMs <= 0 || consumer.isReleased) {
       if (options.timeoutMs <= 0 && pollMayWait(this.journal, consumer)) return this.wait(consumer, options, done, true)
@@ -334,8 +340,8 @@ export class PersistentQueue implements ConsumerHost {
   }
 
   /** Remove and return the head item, skipping (and expiring) expired ones. */
-  private takeHead(): QueueItem | null {
-    return this.dropExpired(Date.now()) ? this.shiftMem() : null
+  private takeHead(frame?: ReplyFrame): QueueItem | null {
+    return this.dropExpired(Date.now()) ? this.shiftMem(frame) : null
   }
 
   /** Expire items at the head (periodic sweep), so stats and expire_to do not wait for a get. */
@@ -360,13 +366,13 @@ export class PersistentQueue implements ConsumerHost {
     this.memCost = cost
   }
 
-  private pushMem(item: QueueItem): void {
+  private pushMem(item: JournalItem): void {
     this.mem.pushItem(item)
     this.charge()
   }
 
-  private shiftMem(): QueueItem {
-    const item = this.mem.shift()
+  private shiftMem(frame?: ReplyFrame): QueueItem {
+    const item = this.mem.shift(frame)
     this.charge()
     if (this.readingBehind && this.memCost < this.settings.maxMemorySize / 2) this.refill()
     return item
@@ -382,7 +388,7 @@ export class PersistentQueue implements ConsumerHost {
    * Read the next batch (about `budget` bytes of cost) from disk into memory, straight into the
    * item store. Returns false when nothing was read.
    */
-  private refill(budget = Math.max(READ_BEHIND_BATCH_MIN, Math.floor(this.settings.maxMemorySize / 4))): boolean {
+  private refill(budget = Math.max(READ_BEHIND_BATCH_MIN, Math.min(READ_BEHIND_BATCH_MAX, Math.floor(this.settings.maxMemorySize / 4)))): boolean {
     if (!this.readingBehind) return false
     let n = this.readBehind(budget)
     const read = n > 0

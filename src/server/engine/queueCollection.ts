@@ -9,7 +9,7 @@ import { queueSettings } from '../config.js'
 import { StarlingError } from '../errors.js'
 import type { EventLogger } from '../logger.js'
 import type { JournalFactory } from '../journal/types.js'
-import type { QueueReadOptions } from './requests.js'
+import type { QueueReadOptions, ReplyFrame } from './requests.js'
 import type { Consumer } from './consumer.js'
 import type { QueueItem } from './item.js'
 import { SortedNames } from './sortedNames.js'
@@ -151,25 +151,31 @@ export class QueueCollection {
     })
   }
 
-  get(name: string, consumer: Consumer, options: QueueReadOptions, done: ItemCallback): void {
+  /** `frame`: lay a plain get's reply out around the payload (requests.ts, ReplyFrame). */
+  get(name: string, consumer: Consumer, options: QueueReadOptions, done: ItemCallback, frame?: ReplyFrame): void {
     this.counters.cmdGet++
-    this.read(name, consumer, options, done)
+    this.read(name, consumer, options, done, frame)
   }
 
-  private read(name: string, consumer: Consumer, options: QueueReadOptions, done: ItemCallback): void {
+  private read(name: string, consumer: Consumer, options: QueueReadOptions, done: ItemCallback, frame?: ReplyFrame): void {
     if (!this.slots.has(name) && !readCreatesQueue(name, options, this.refusesNewQueue(name))) {
       // nothing to read, and nothing created (docs/architecture.md, "The path of one `get`")
       if (!options.abort && !(options.close && !options.open)) this.counters.getMisses++
       return done(null, null)
     }
+    // The common get (queue loaded, nothing queued before it, no wait): no closures (the hot path).
+    if (options.timeoutMs <= 0 && !this.closing) {
+      const slot = this.slots.get(name)
+      if (slot?.queue && slot.waiting === null) return slot.queue.get(consumer, options, done, frame)
+    }
     // A blocking get made the queue to wait on: it goes again when the wait ends, if still blank.
     const finish: ItemCallback = options.timeoutMs > 0 ? (err, item) => (done(err, item), this.reapIfBlank(name)) : done
     const op: QueueOp = (queue, err) => {
       if (!queue) return finish(err?.code === 'SHUTTING_DOWN' ? null : (err ?? null), null)
-      queue.get(consumer, options, finish)
+      queue.get(consumer, options, finish, frame)
     }
     // Deleted by an earlier command while this read waited: as if it came after (creates nothing).
-    op.retry = () => this.read(name, consumer, options, done)
+    op.retry = () => this.read(name, consumer, options, done, frame)
     this.withQueue(name, op)
   }
 

@@ -18,6 +18,18 @@ export interface QueueReadOptions {
   peek: boolean
 }
 
+/**
+ * How a plain get's reply is laid out around the item's payload, so that the payload is copied out
+ * of the item store once, straight into the reply (no Buffer of its own per item): the item then
+ * comes with `framed`, the reply buffer its `data` is a view of, to be completed by the caller.
+ */
+export interface ReplyFrame {
+  /** Bytes of reply before the payload of an item with these flags and payload length. */
+  headBytes(flags: number, length: number): number
+  /** Bytes of reply after the payload. */
+  readonly tailBytes: number
+}
+
 /** A plain read: take the head now, no waiting. */
 export const PLAIN_READ: Readonly<QueueReadOptions> = Object.freeze({
   timeoutMs: 0,

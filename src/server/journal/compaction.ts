@@ -39,6 +39,9 @@ const MARKERS = {
 
 export class Compaction {
   private rotationCount = 0
+  /** The oldest segment and its live count at the last maintain() (see maybeCarryForward). */
+  private watchedSeg: Segment | undefined
+  private watchedLive = 0
 
   constructor(
     private readonly settings: CompactionSettings,
@@ -170,6 +173,12 @@ export class Compaction {
     // removed, so copying them would be wasted (and carried items are read one by one).
     if (this.readBehind.yetToRead(old)) return
     if (segments.length < 3 && cur.size - cur.headerLength < max / 2) return
+    // Its live items are being consumed (a drain: the queue's head is in it): they are about to be
+    // removed, so copying them (and the fsync) would be wasted. Carry only once that stalls.
+    const consuming = this.watchedSeg !== old || old.liveCount < this.watchedLive
+    this.watchedSeg = old
+    this.watchedLive = old.liveCount
+    if (consuming) return
     this.carryForward(old)
   }
 

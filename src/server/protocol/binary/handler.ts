@@ -32,7 +32,7 @@ import { parseRequest } from './parser.js'
 import type { DeliveredItem } from '../../dispatcher.js'
 import type { Fill } from '../outbox.js'
 import { statsStream } from '../statsStream.js'
-import { encodeError, encodeItem, encodeKeyMiss, encodeResponse, encodeStatPairs, encodeStats } from './serializer.js'
+import { encodeError, encodeItem, encodeKeyMiss, encodeResponse, encodeStatPairs, encodeStats, GET_FRAME, ItemFrame } from './serializer.js'
 
 const OUT_OF_MEMORY = 'out of memory storing object'
 
@@ -178,7 +178,8 @@ export class BinaryHandler extends ProtocolHandler {
     const out = this.out
     const slot = out.reserve()
     try {
-      this.session.get(queue, options, (err, item) => out.fillOne(slot, this.getReply(request, err, item)))
+      const frame = request.withKey ? new ItemFrame(request.key.length) : GET_FRAME
+      this.session.get(queue, options, (err, item) => out.fillOne(slot, this.getReply(request, err, item)), frame)
     } catch (err) {
       out.fillOne(slot, this.errorForThrow(opcode, opaque, err))
     }
@@ -188,7 +189,7 @@ export class BinaryHandler extends ProtocolHandler {
   private getReply(request: GetRequest, err: StarlingError | null, item: DeliveredItem | null): Buffer | null {
     const { opcode, opaque, key, quiet, withKey } = request
     if (err) return this.errorFor(opcode, opaque, err)
-    if (item) return encodeItem(opcode, opaque, withKey ? key : null, item.flags, item.cas, item.data)
+    if (item) return encodeItem(opcode, opaque, withKey ? key : null, item.flags, item.cas, item.data, item.framed ?? null)
     if (quiet) return null
     if (withKey) return encodeKeyMiss(opcode, opaque, key)
     return encodeError(opcode, opaque, Status.KEY_ENOENT)

@@ -3,6 +3,7 @@
  * cas), then extras, key, value. Each encoder returns one reply as one buffer for the Outbox (an
  * item's payload copied in: cheaper than a second chunk concatenated at flush).
  */
+import type { ReplyFrame } from '../../engine/requests.js'
 import { HEADER_LENGTH, RESPONSE_MAGIC, STATUS_TEXT, Status } from './commands.js'
 
 const TWO_32 = 2 ** 32
@@ -58,10 +59,13 @@ export function encodeItem(
   flags: number,
   cas: number,
   data: Buffer,
+  framed: Buffer | null = null,
 ): Buffer {
   const keyLength = key === null ? 0 : key.length
   const valueAt = HEADER_LENGTH + 4 + keyLength
-  const buf = Buffer.allocUnsafe(valueAt + data.length)
+  // laid out by an ItemFrame: the value is in place already, the rest is written around it
+  const inPlace = framed !== null && framed.buffer === data.buffer && data.byteOffset - framed.byteOffset === valueAt && framed.length === valueAt + data.length
+  const buf = inPlace ? framed : Buffer.allocUnsafe(valueAt + data.length)
   buf[0] = RESPONSE_MAGIC
   buf[1] = opcode
   buf.writeUInt16BE(keyLength, 2)
@@ -74,9 +78,25 @@ export function encodeItem(
   buf.writeUInt32BE(cas % TWO_32, 20)
   buf.writeUInt32BE(flags >>> 0, HEADER_LENGTH)
   if (key !== null) buf.write(key, HEADER_LENGTH + 4, 'latin1')
-  data.copy(buf, valueAt)
+  if (!inPlace) data.copy(buf, valueAt)
   return buf
 }
+
+/**
+ * A GET's reply laid out around the value as the engine copies it out of memory (ReplyFrame): one
+ * buffer and one copy of the value per hit. `keyLength`: GETK's key (0 for GET).
+ */
+export class ItemFrame implements ReplyFrame {
+  readonly tailBytes = 0
+  constructor(private readonly keyLength: number) {}
+
+  headBytes(): number {
+    return HEADER_LENGTH + 4 + this.keyLength
+  }
+}
+
+/** The frame of every GET/GETQ (no key in the reply): one for all. */
+export const GET_FRAME = new ItemFrame(0)
 
 /** A GETK miss as memcached sends it: KEY_ENOENT with the key in both key and body. */
 export function encodeKeyMiss(opcode: number, opaque: number, key: string): Buffer {

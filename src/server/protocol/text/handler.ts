@@ -32,12 +32,14 @@ import {
   STORED,
   UNAUTHENTICATED,
   clientError,
+  framedValueReply,
   errorReply,
   replyFor,
   statLines,
   statsReply,
   valueHeader,
   valueReply,
+  ValueFrame,
   versionReply,
 } from './serializer.js'
 
@@ -245,8 +247,18 @@ export class TextHandler extends ProtocolHandler {
     const out = this.out
     const slot = out.reserve()
     try {
-      this.session.get(queue, options, (err, item) =>
-        out.fillOne(slot, err ? errorReply(err) : item ? valueReply(key, item.flags, item.data, withCas ? item.cas : -1) : END),
+      if (withCas) {
+        this.session.get(queue, options, (err, item) =>
+          out.fillOne(slot, err ? errorReply(err) : item ? valueReply(key, item.flags, item.data, item.cas) : END),
+        )
+        return
+      }
+      // the payload is copied out of the queue straight into the reply (ValueFrame)
+      this.session.get(
+        queue,
+        options,
+        (err, item) => out.fillOne(slot, err ? errorReply(err) : item ? framedValueReply(key, item.flags, item.data, item.framed) : END),
+        new ValueFrame(key),
       )
     } catch (err) {
       out.fillOne(slot, replyFor(err))

@@ -4,6 +4,7 @@
  * is never copied: a VALUE reply is [header, data, CRLF] for a writev.
  */
 import { StarlingError } from '../../errors.js'
+import type { ReplyFrame } from '../../engine/requests.js'
 import type { MetaReturnFlags } from './commands.js'
 
 const line = (text: string): Buffer => Buffer.from(text + '\r\n', 'latin1')
@@ -106,6 +107,44 @@ export function valueReply(key: string, flags: number, data: Buffer, cas = -1): 
   data.copy(out, header.length)
   VALUE_TAIL.copy(out, header.length + data.length)
   return out
+}
+
+/** Decimal digits of a non-negative integer (the length of its text). */
+function digits(n: number): number {
+  let d = 1
+  while (n >= 10) {
+    n = Math.floor(n / 10)
+    d++
+  }
+  return d
+}
+
+/**
+ * A single-key `get`'s reply laid out around the payload as the engine copies it out of memory
+ * (ReplyFrame): the reply is one buffer with one copy of the data, and no Buffer of the item's own.
+ */
+export class ValueFrame implements ReplyFrame {
+  readonly tailBytes = VALUE_TAIL.length
+  constructor(private readonly key: string) {}
+
+  /** `VALUE <key> <flags> <bytes>\r\n` (latin1: a char a byte). */
+  headBytes(flags: number, length: number): number {
+    return 6 + this.key.length + 1 + digits(flags) + 1 + digits(length) + 2
+  }
+}
+
+/**
+ * valueReply, completing the buffer a ValueFrame laid out when the item came with it (the payload is
+ * in place); otherwise (an aborted read put back, an item handed to a waiter) a new one.
+ */
+export function framedValueReply(key: string, flags: number, data: Buffer, framed: Buffer | null | undefined): Buffer {
+  if (!framed || framed.buffer !== data.buffer) return valueReply(key, flags, data)
+  const header = `VALUE ${key} ${flags} ${data.length}\r\n`
+  const at = data.byteOffset - framed.byteOffset
+  if (at !== header.length || framed.length !== at + data.length + VALUE_TAIL.length) return valueReply(key, flags, data)
+  framed.write(header, 0, 'latin1')
+  VALUE_TAIL.copy(framed, at + data.length)
+  return framed
 }
 
 /** `STAT <name> <value>` lines then `END`, as one buffer. */
