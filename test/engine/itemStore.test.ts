@@ -63,7 +63,7 @@ t.test('FIFO against a model: every size (0 B to 700 KiB, across chunk ends), fi
     }
     t.ok(same, `seed ${seed}: the rest comes out intact`)
     t.equal(store.count, 0)
-    t.ok(store.chunkBytes <= 4096, `an empty store keeps at most one small chunk (${store.chunkBytes} B)`)
+    t.equal(store.chunkBytes, 0, 'an empty store holds no chunk')
   }
   t.end()
 })
@@ -79,6 +79,29 @@ t.test('chunks are released as the head passes them: memory follows what is queu
   store.clear()
   t.equal(store.chunkBytes, 0)
   t.equal(store.count, 0)
+  t.end()
+})
+
+t.test('a queue of one small item holds one chunk sized for it; an emptied store holds none', (t) => {
+  const store = new ItemStore()
+  t.equal(store.chunkBytes, 0, 'a new store holds no chunk')
+  const data = Buffer.alloc(64, 1)
+  store.push(1, 0, 0, 1.7e12, data, 0, 64)
+  t.equal(store.chunkBytes, FULL_HEADER_BYTES + 64, 'the first chunk fits the first item (room for either header form)')
+  store.push(2, 0, 0, 1.7e12, data, 0, 64)
+  store.push(3, 0, 0, 1.7e12, data, 0, 64)
+  t.equal(store.chunkBytes, FULL_HEADER_BYTES + 64 + 256, 'later chunks are at least 256 B')
+  for (let s = 1; s <= 3; s++) t.equal(store.shift().seq, s)
+  t.equal(store.chunkBytes, 0, 'emptied by reads: no chunk held')
+  store.push(4, 0, 0, 1.7e12, data, 0, 10)
+  t.equal(store.chunkBytes, FULL_HEADER_BYTES + 10, 'refilled: a new first chunk for the new first item')
+  t.equal(store.peek().data.toString(), data.subarray(0, 10).toString())
+  const big = Buffer.alloc(300 * 1024, 2)
+  const s2 = new ItemStore()
+  s2.push(1, 0, 0, 0, big, 0, big.length)
+  t.ok(s2.chunkBytes >= big.length + FULL_HEADER_BYTES, 'a first item bigger than a chunk spans chunks')
+  t.ok(s2.shift().data.equals(big))
+  t.equal(s2.chunkBytes, 0)
   t.end()
 })
 
