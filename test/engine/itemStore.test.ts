@@ -1,4 +1,5 @@
 import { randomBytes } from 'node:crypto'
+import fc from 'fast-check'
 import t from 'tap'
 import { ItemDeque } from '../../src/server/engine/itemDeque.js'
 import { COMPACT_HEADER_BYTES, FULL_HEADER_BYTES, ITEM_OVERHEAD_BYTES, ITEM_SLACK_BYTES, ItemStore } from '../../src/server/engine/itemStore.js'
@@ -134,5 +135,53 @@ t.test('the deque: expiry of the head, returned or packed', (t) => {
   t.notOk(d.headExpired(2999, 0))
   t.ok(d.headExpired(3000, 0), 'its exptime has come')
   t.equal(d.peek().data.toString(), 'a')
+  t.end()
+})
+
+t.test('the deque against a model (fast-check): pushes, reads, aborted reads put back, emptied and refilled; chunks follow', (t) => {
+  type Op = { kind: 'push'; len: number } | { kind: 'shift' } | { kind: 'abort' } | { kind: 'peek' } | { kind: 'clear' }
+  const op = fc.oneof(
+    { weight: 5, arbitrary: fc.integer({ min: 0, max: 700 }).map((len): Op => ({ kind: 'push', len })) },
+    { weight: 4, arbitrary: fc.constant<Op>({ kind: 'shift' }) },
+    { weight: 2, arbitrary: fc.constant<Op>({ kind: 'abort' }) },
+    { weight: 1, arbitrary: fc.constant<Op>({ kind: 'peek' }) },
+    { weight: 1, arbitrary: fc.constant<Op>({ kind: 'clear' }) },
+  )
+  fc.assert(
+    fc.property(fc.array(op, { maxLength: 300 }), (ops) => {
+      const d = new ItemDeque()
+      const model: QueueItem[] = [] // in seq order
+      const taken: QueueItem[] = [] // open reads that may be put back
+      let seq = 1
+      for (const o of ops) {
+        if (o.kind === 'push') {
+          const it = item(seq++, o.len)
+          d.pushItem(it)
+          model.push(it)
+        } else if (o.kind === 'shift' && model.length > 0) {
+          const got = d.shift()
+          const want = model.shift()!
+          if (got.seq !== want.seq || !got.data.equals(want.data) || got.addedAt !== want.addedAt) return false
+          taken.push(got)
+        } else if (o.kind === 'abort' && taken.length > 0) {
+          const back = taken.splice(taken.length >> 1, 1)[0]!
+          d.insert(back)
+          const at = model.findIndex((m) => m.seq > back.seq)
+          model.splice(at < 0 ? model.length : at, 0, back)
+        } else if (o.kind === 'peek' && model.length > 0) {
+          if (d.peek().seq !== model[0]!.seq) return false
+        } else if (o.kind === 'clear') {
+          d.clear()
+          model.length = 0
+          taken.length = 0
+        }
+        if (d.length !== model.length || d.bytes !== model.reduce((b, m) => b + m.data.length, 0)) return false
+        if (d.count === 0 && d.chunkBytes !== 0) return false // an emptied store holds no chunk
+      }
+      return true
+    }),
+    { numRuns: process.env.STARLING_FUZZ === '1' ? 5000 : 200 },
+  )
+  t.pass('the deque matched the model')
   t.end()
 })
