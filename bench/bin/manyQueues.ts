@@ -3,7 +3,11 @@
  * server (dist/src/server/main.js) on a temp spool.
  *
  *   node dist/bench/bin/manyQueues.js [-n 100000] [-batch 5000] [-size 64] [-sync never]
- *                                     [-fdlimit N] [-keep] [-node-args "--cpu-prof"]
+ *                                     [-fdlimit N] [-keep] [-node-args "--cpu-prof"] [-churn]
+ *
+ * The server is started as users start it: bin/starling (its node flags and allocator settings);
+ * -node-args go to node through NODE_OPTIONS. -churn only creates the queues and deletes them
+ * again in one server (issue 17 target 5: RSS back to within 20 MB of its start).
  *
  * One connection pipelines `set q<i>` (one item per new queue); the rate is reported per batch,
  * so the last batches compare with the first within one run. Then: RSS, a full `stats`, a clean
@@ -19,7 +23,8 @@ import { fileURLToPath } from 'node:url'
 import { memoryMiB } from '../harness/procfs.js'
 import { listening, type Server, stop } from '../harness/serverProcess.js'
 
-const MAIN = join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'src', 'server', 'main.js')
+// dist/bench/bin -> the package root's bin/starling
+const STARLING = join(dirname(fileURLToPath(import.meta.url)), '..', '..', '..', 'bin', 'starling')
 
 function arg(name: string, dflt: string): string {
   const i = process.argv.indexOf(`-${name}`)
@@ -33,16 +38,54 @@ const SYNC = arg('sync', 'never')
 const FD_LIMIT = Number(arg('fdlimit', '0'))
 const NODE_ARGS = arg('node-args', '').split(' ').filter(Boolean)
 const KEEP = process.argv.includes('-keep')
+const CHURN = process.argv.includes('-churn')
 
 async function start(spool: string, config: string): Promise<Server> {
   const t0 = performance.now()
-  const node = [process.execPath, ...NODE_ARGS, MAIN, '-h', '127.0.0.1', '-p', '0', '-q', spool, '-f', config]
-  const quoted = node.map((a) => `'${a.replace(/'/g, `'\\''`)}'`).join(' ')
+  const cmd = [STARLING, '-h', '127.0.0.1', '-p', '0', '-q', spool, '-f', config]
+  const quoted = cmd.map((a) => `'${a.replace(/'/g, `'\\''`)}'`).join(' ')
+  const env = NODE_ARGS.length > 0 ? { ...process.env, NODE_OPTIONS: NODE_ARGS.join(' ') } : process.env
   const proc =
     FD_LIMIT > 0
-      ? spawn('sh', ['-c', `ulimit -n ${FD_LIMIT} && exec ${quoted}`], { stdio: ['ignore', 'pipe', 'pipe'] })
-      : spawn(node[0]!, node.slice(1), { stdio: ['ignore', 'pipe', 'pipe'] })
+      ? spawn('sh', ['-c', `ulimit -n ${FD_LIMIT} && exec ${quoted}`], { stdio: ['ignore', 'pipe', 'pipe'], env })
+      : spawn(cmd[0]!, cmd.slice(1), { stdio: ['ignore', 'pipe', 'pipe'], env })
   return listening(proc, t0)
+}
+
+const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms))
+
+/** The lowest RSS (MiB) over `seconds` (V8 gives pages back after its idle-time GCs). */
+async function settledRss(pid: number, seconds: number): Promise<number> {
+  let rss = memoryMiB(pid).rss
+  for (let i = 0; i < seconds; i++) {
+    await sleep(1000)
+    rss = Math.min(rss, memoryMiB(pid).rss)
+  }
+  return rss
+}
+
+/** Target 5 alone: create N queues of one item, delete them all, RSS against the start's. */
+async function churn(spool: string, config: string): Promise<void> {
+  const s = await start(spool, config)
+  const p = await Pipe.open(s.port)
+  await sleep(1000)
+  const rss0 = memoryMiB(s.proc.pid!).rss
+  const stored = (await each(p, 0, N, (i) => `set ${name(i)} 0 0 ${SIZE}\r\n${payload}\r\n`, isReply)).filter((l) => l === 'STORED').length
+  await sleep(1000)
+  const rssFull = memoryMiB(s.proc.pid!).rss
+  const deleted = (await each(p, 0, N, (i) => `delete ${name(i)}\r\n`, isReply)).filter((l) => l === 'DELETED').length
+  const rssDeleted = memoryMiB(s.proc.pid!).rss
+  const rssSettled = await settledRss(s.proc.pid!, 30)
+  const files = readdirSync(spool).filter((f) => !f.startsWith('.')).length
+  p.close()
+  await stop(s)
+  if (!KEEP) rmSync(spool, { recursive: true, force: true })
+  const result = { queues: N, itemBytes: SIZE, stored, deleted, filesLeft: files, rssStartMiB: Math.round(rss0), rssFullMiB: Math.round(rssFull), rssJustDeletedMiB: Math.round(rssDeleted), rssSettledMiB: Math.round(rssSettled), rssAboveStartMiB: Math.round(rssSettled - rss0) }
+  process.stderr.write(
+    `churn ${N} queues x ${SIZE} B: RSS ${result.rssStartMiB} -> ${result.rssFullMiB} MiB full (${Math.round(((rssFull - rss0) * 1048576) / N)} B a queue), ` +
+      `${result.rssJustDeletedMiB} just after the deletes, ${result.rssSettledMiB} within 30 s (+${result.rssAboveStartMiB}); ${stored} stored, ${deleted} deleted, ${files} files left\n`,
+  )
+  process.stdout.write(JSON.stringify(result) + '\n')
 }
 
 /** One connection; `send` writes commands and resolves once `count` replies (lines matching) arrive. */
@@ -125,6 +168,7 @@ async function main(): Promise<void> {
   const spool = mkdtempSync(join(tmpdir(), 'manyq-spool-'))
   const config = join(mkdtempSync(join(tmpdir(), 'manyq-conf-')), 'config.yml')
   writeFileSync(config, JSON.stringify({ starling: { sync: SYNC === 'always' || SYNC === 'never' ? SYNC : Number(SYNC) } }))
+  if (CHURN) return churn(spool, config)
   let s = await start(spool, config)
   let p = await Pipe.open(s.port)
   const rss0 = memoryMiB(s.proc.pid!).rss
@@ -178,11 +222,7 @@ async function main(): Promise<void> {
   const deleteMs = performance.now() - t0
   // V8 gives freed pages back after its next major GCs (its memory reducer runs once the process
   // is idle): the lowest RSS within 30 s
-  let rssAfterDelete = memoryMiB(s.proc.pid!).rss
-  for (let i = 0; i < 30; i++) {
-    await new Promise((r) => setTimeout(r, 1000))
-    rssAfterDelete = Math.min(rssAfterDelete, memoryMiB(s.proc.pid!).rss)
-  }
+  const rssAfterDelete = await settledRss(s.proc.pid!, 30)
   const filesAfterDelete = readdirSync(spool).filter((f) => !f.startsWith('.')).length
   p.close()
   await stop(s)

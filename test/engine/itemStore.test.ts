@@ -1,4 +1,5 @@
 import { randomBytes } from 'node:crypto'
+import fc from 'fast-check'
 import t from 'tap'
 import { ItemDeque } from '../../src/server/engine/itemDeque.js'
 import { COMPACT_HEADER_BYTES, FULL_HEADER_BYTES, ITEM_OVERHEAD_BYTES, ITEM_SLACK_BYTES, ItemStore } from '../../src/server/engine/itemStore.js'
@@ -82,6 +83,31 @@ t.test('chunks are released as the head passes them: memory follows what is queu
   t.end()
 })
 
+t.test('a queue of one small item holds one chunk sized for it; an emptied store keeps only that small chunk', (t) => {
+  const store = new ItemStore()
+  t.equal(store.chunkBytes, 0, 'a new store holds no chunk')
+  const data = Buffer.alloc(64, 1)
+  store.push(1, 0, 0, 1.7e12, data, 0, 64)
+  t.equal(store.chunkBytes, FULL_HEADER_BYTES + 64, 'the first chunk fits the first item (room for either header form)')
+  store.push(2, 0, 0, 1.7e12, data, 0, 64)
+  store.push(3, 0, 0, 1.7e12, data, 0, 64)
+  t.equal(store.chunkBytes, FULL_HEADER_BYTES + 64 + 256, 'later chunks are at least 256 B')
+  for (let s = 1; s <= 3; s++) t.equal(store.shift().seq, s)
+  t.equal(store.chunkBytes, 256, 'emptied by reads: the last (small) chunk is kept, the first given back')
+  store.push(4, 0, 0, 1.7e12, data, 0, 10)
+  t.equal(store.chunkBytes, 256, 'refilled: the kept chunk is reused')
+  t.equal(store.peek().data.toString(), data.subarray(0, 10).toString())
+  store.clear()
+  t.equal(store.chunkBytes, 0, 'cleared (the queue deleted): no chunk held')
+  const big = Buffer.alloc(300 * 1024, 2)
+  const s2 = new ItemStore()
+  s2.push(1, 0, 0, 0, big, 0, big.length)
+  t.ok(s2.chunkBytes >= big.length + FULL_HEADER_BYTES, 'a first item bigger than a chunk spans chunks')
+  t.ok(s2.shift().data.equals(big))
+  t.equal(s2.chunkBytes, 0, 'a chunk bigger than 4 KiB is not kept')
+  t.end()
+})
+
 t.test('the deque: aborted reads go back in front, by seq; cost counts the per-item overhead', (t) => {
   const d = new ItemDeque()
   for (let s = 10; s < 15; s++) d.pushItem(item(s, 10, s === 12 ? 5e12 : 0))
@@ -111,5 +137,53 @@ t.test('the deque: expiry of the head, returned or packed', (t) => {
   t.notOk(d.headExpired(2999, 0))
   t.ok(d.headExpired(3000, 0), 'its exptime has come')
   t.equal(d.peek().data.toString(), 'a')
+  t.end()
+})
+
+t.test('the deque against a model (fast-check): pushes, reads, aborted reads put back, emptied and refilled; chunks follow', (t) => {
+  type Op = { kind: 'push'; len: number } | { kind: 'shift' } | { kind: 'abort' } | { kind: 'peek' } | { kind: 'clear' }
+  const op = fc.oneof(
+    { weight: 5, arbitrary: fc.integer({ min: 0, max: 700 }).map((len): Op => ({ kind: 'push', len })) },
+    { weight: 4, arbitrary: fc.constant<Op>({ kind: 'shift' }) },
+    { weight: 2, arbitrary: fc.constant<Op>({ kind: 'abort' }) },
+    { weight: 1, arbitrary: fc.constant<Op>({ kind: 'peek' }) },
+    { weight: 1, arbitrary: fc.constant<Op>({ kind: 'clear' }) },
+  )
+  fc.assert(
+    fc.property(fc.array(op, { maxLength: 300 }), (ops) => {
+      const d = new ItemDeque()
+      const model: QueueItem[] = [] // in seq order
+      const taken: QueueItem[] = [] // open reads that may be put back
+      let seq = 1
+      for (const o of ops) {
+        if (o.kind === 'push') {
+          const it = item(seq++, o.len)
+          d.pushItem(it)
+          model.push(it)
+        } else if (o.kind === 'shift' && model.length > 0) {
+          const got = d.shift()
+          const want = model.shift()!
+          if (got.seq !== want.seq || !got.data.equals(want.data) || got.addedAt !== want.addedAt) return false
+          taken.push(got)
+        } else if (o.kind === 'abort' && taken.length > 0) {
+          const back = taken.splice(taken.length >> 1, 1)[0]!
+          d.insert(back)
+          const at = model.findIndex((m) => m.seq > back.seq)
+          model.splice(at < 0 ? model.length : at, 0, back)
+        } else if (o.kind === 'peek' && model.length > 0) {
+          if (d.peek().seq !== model[0]!.seq) return false
+        } else if (o.kind === 'clear') {
+          d.clear()
+          model.length = 0
+          taken.length = 0
+        }
+        if (d.length !== model.length || d.bytes !== model.reduce((b, m) => b + m.data.length, 0)) return false
+        if (d.count === 0 && d.chunkBytes > 4096) return false // an emptied store keeps at most a small chunk
+      }
+      return true
+    }),
+    { numRuns: process.env.STARLING_FUZZ === '1' ? 5000 : 200 },
+  )
+  t.pass('the deque matched the model')
   t.end()
 })

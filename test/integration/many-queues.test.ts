@@ -3,7 +3,7 @@
  * - creating a queue costs O(1): the last 5k queues are created at no less than half the rate of
  *   the first 5k (median rates over batches of 500, so a load spike on this shared machine moves
  *   one batch, not the verdict; re-measured once before failing);
- * - memory per queue is bounded (RSS growth / queues, under a generous bound: main paid ~52 KB);
+ * - memory per queue is bounded (RSS growth / queues under 6 KiB: main once paid ~52 KB);
  * - `stats` answers in full, and other connections are served while its reply is written;
  * - a restart gives every item back;
  * - delete frees files and memory: a second round of creating and deleting queues does not grow RSS.
@@ -116,8 +116,10 @@ t.test('20,000 queues: O(1) creation, bounded memory, full stats, restart, delet
   const created = journalFiles(spool)
   t.ok(created >= N, `one journal file per queue (${created})`)
 
-  const perQueue = ((await rssBytes(server.proc.pid!)) - rss0) / created
-  t.ok(perQueue < 16 * 1024, `RSS per queue ${Math.round(perQueue)} bytes (bound 16 KiB)`)
+  const rssFull = await rssBytes(server.proc.pid!)
+  const perQueue = (rssFull - rss0) / created
+  // ~2.5 KB measured (issue 17: 100k queues of one 64 B item under 300 MB); bound with room for a loaded machine
+  t.ok(perQueue < 6 * 1024, `RSS per queue ${Math.round(perQueue)} bytes (bound 6 KiB)`)
 
   const { lines: stats, during, latencies } = await statsWithProbe(server.port, `mq${N - 1}`)
   const queueLines = stats.filter((l) => /^STAT queue_mq\d+_items /.test(l))
@@ -135,6 +137,10 @@ t.test('20,000 queues: O(1) creation, bounded memory, full stats, restart, delet
   // (RSS alone cannot tell the two apart: V8 returns freed memory at its own pace).
   server = await startServer({ spool, env: { NODE_OPTIONS: `--max-old-space-size=${HEAP_CAP_MIB}` } })
   c = await BulkClient.connect(server.port)
+  // Replayed queues hold no read buffer: each one's last read chunk (~4 KB) once stayed referenced,
+  // and a restart cost ~80 MiB more than the 20k queues did when created.
+  const rssRestarted = await rssBytes(server.proc.pid!)
+  t.ok(rssRestarted < rssFull + 32 * 1024 * 1024, `RSS after the restart ${Math.round(rssRestarted / 1048576)} MiB (bound: ${Math.round(rssFull / 1048576)} MiB as created + 32)`)
   const lines = await c.each(0, N, (i) => `get mq${i}\r\n`, isEnd)
   const values = lines.filter((_l, k) => k > 0 && lines[k - 1]!.startsWith('VALUE '))
   t.equal(values.length, N, 'every item back after the restart')

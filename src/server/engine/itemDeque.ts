@@ -4,44 +4,45 @@
  * item is always older than every item in the store (it was taken from the head, or handed
  * straight to a waiter when the queue was empty, and everything added since is newer), so "in
  * front of the store, by seq among themselves" is its place.
+ *
+ * It extends the store rather than holding one, and makes its list of returned items on the
+ * first abort: one object a queue, not three (issue 17, the per-queue heap).
  */
 import type { ItemSink, JournalItem } from '../journal/types.js'
 import { type QueueItem } from './item.js'
 import { ITEM_OVERHEAD_BYTES, ItemStore } from './itemStore.js'
 import type { ReplyFrame } from './requests.js'
 
-export class ItemDeque implements ItemSink {
-  private readonly store = new ItemStore()
+/** No returned item: shared, never written. */
+const NONE_RETURNED: readonly QueueItem[] = []
+
+export class ItemDeque extends ItemStore implements ItemSink {
   /** Aborted open reads put back, by seq, all older than the store's items. */
-  private returned: QueueItem[] = []
+  private returned = NONE_RETURNED as QueueItem[]
   private returnedBytes = 0
 
   get length(): number {
-    return this.store.count + this.returned.length
+    return this.count + this.returned.length
   }
 
   /** Payload bytes. */
-  get bytes(): number {
-    return this.store.bytes + this.returnedBytes
+  override get bytes(): number {
+    return super.bytes + this.returnedBytes
   }
 
   /** What the items cost in memory: payload plus each one's header and slack (the memory budgets). */
   get cost(): number {
-    return this.bytes + this.store.overheadBytes + this.returned.length * ITEM_OVERHEAD_BYTES
+    return this.bytes + this.overheadBytes + this.returned.length * ITEM_OVERHEAD_BYTES
   }
 
   /** A new item, newer than every item held (its data is copied). */
   pushItem(item: JournalItem): void {
-    this.store.push(item.seq, item.flags, item.expiresAt, item.addedAt, item.data, 0, item.data.length)
-  }
-
-  /** ItemSink: an item read back from the journal, payload src[start, end) (copied). */
-  push(seq: number, flags: number, expiresAt: number, addedAt: number, src: Buffer, start: number, end: number): void {
-    this.store.push(seq, flags, expiresAt, addedAt, src, start, end)
+    this.push(item.seq, item.flags, item.expiresAt, item.addedAt, item.data, 0, item.data.length)
   }
 
   /** An aborted open read goes back ahead of every newer item. */
   insert(item: QueueItem): void {
+    if (this.returned === NONE_RETURNED) this.returned = []
     let i = this.returned.length
     while (i > 0 && this.returned[i - 1]!.seq > item.seq) i--
     this.returned.splice(i, 0, item)
@@ -51,27 +52,28 @@ export class ItemDeque implements ItemSink {
   /** Whether the head item has expired (length > 0), without reading it out. */
   headExpired(nowMs: number, maxAgeMs: number): boolean {
     const r = this.returned[0]
-    const expiresAt = r ? r.expiresAt : this.store.headExpiresAt
+    const expiresAt = r ? r.expiresAt : this.headExpiresAt
     if (expiresAt !== 0 && expiresAt <= nowMs) return true
-    return maxAgeMs > 0 && (r ? r.addedAt : this.store.headAddedAt) + maxAgeMs <= nowMs
+    return maxAgeMs > 0 && (r ? r.addedAt : this.headAddedAt) + maxAgeMs <= nowMs
   }
 
   /** The head item (length > 0), a copy; it stays. */
-  peek(): QueueItem {
-    return this.returned[0] ?? this.store.peek()
+  override peek(): QueueItem {
+    return this.returned[0] ?? super.peek()
   }
 
   /** Remove and return the head item (length > 0); a frame lays its reply out (ReplyFrame). */
-  shift(frame?: ReplyFrame): QueueItem {
-    const r = this.returned.shift()
-    if (r === undefined) return this.store.shift(frame)
+  override shift(frame?: ReplyFrame): QueueItem {
+    if (this.returned.length === 0) return super.shift(frame)
+    const r = this.returned.shift()!
     this.returnedBytes -= r.data.length
+    if (this.returned.length === 0) this.returned = NONE_RETURNED as QueueItem[]
     return r
   }
 
-  clear(): void {
-    this.store.clear()
-    this.returned = []
+  override clear(): void {
+    super.clear()
+    this.returned = NONE_RETURNED as QueueItem[]
     this.returnedBytes = 0
   }
 }

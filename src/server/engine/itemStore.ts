@@ -7,8 +7,11 @@
  * needed: the head record's header says where the next one starts. A header never straddles two
  * chunks (a chunk's last few bytes are skipped when a header does not fit); a payload may, and is
  * copied out on read. A chunk is released as soon as the head has passed it; chunks start small
- * (an idle or shallow queue holds little: there may be 250 000 queues) and double up to 256 KiB.
- * Nothing outside holds a view of a chunk (items are copied out), so chunks may be reused at once.
+ * and double up to 256 KiB. There may be 250 000 queues, most holding an item or none (issue 17:
+ * an idle queue costs at most 2 KB): the first chunk is sized for the first item, and an emptied
+ * store keeps only a small last chunk (a busy shallow queue reuses it: making a new one each time
+ * doubled the cost of a set + get). Nothing outside holds a view of a chunk (items are copied
+ * out), so chunks may be reused at once.
  */
 import { NewItem, type QueueItem } from './item.js'
 import type { ReplyFrame } from './requests.js'
@@ -35,10 +38,15 @@ export const ITEM_SLACK_BYTES = 8
 export const ITEM_OVERHEAD_BYTES = FULL_HEADER_BYTES + ITEM_SLACK_BYTES
 const I32_MAX = 0x7fffffff
 
+/** The second and later chunks are at least this big (the first one fits its first item). */
 const MIN_CHUNK = 256
 const MAX_CHUNK = 256 * 1024
+/** Chunks smaller than this are slices of Node's shared pool (no ArrayBuffer of their own). */
+const POOLED_CHUNK = 4096
 /** A chunk at most this big is kept for reuse when the store empties (a shallow, busy queue). */
 const KEEP_CHUNK = 4096
+/** An empty store's chunk list: shared, never written (an idle queue holds no array). */
+const NO_CHUNKS: readonly Buffer[] = []
 /**
  * Full-size chunks released, kept for the next one needed, by any queue (at most 8 MiB): a
  * draining queue frees chunks as fast as read-behind or new sets need them, and malloc'd blocks of
@@ -49,8 +57,7 @@ const SPARE_CHUNKS_MAX = 32
 
 function newChunk(size: number): Buffer {
   if (size === MAX_CHUNK) return spareChunks.pop() ?? Buffer.allocUnsafeSlow(MAX_CHUNK)
-  // small chunks come from Node's shared pool (no ArrayBuffer of their own)
-  return size < KEEP_CHUNK ? Buffer.allocUnsafe(size) : Buffer.allocUnsafeSlow(size)
+  return size < POOLED_CHUNK ? Buffer.allocUnsafe(size) : Buffer.allocUnsafeSlow(size)
 }
 
 function releaseChunk(c: Buffer): void {
@@ -59,7 +66,7 @@ function releaseChunk(c: Buffer): void {
 
 export class ItemStore {
   /** chunks[0] holds the head record; the last chunk is written at `tail`. */
-  private chunks: Buffer[] = []
+  private chunks = NO_CHUNKS as Buffer[]
   private head = 0
   private tail = 0
   private n = 0
@@ -129,9 +136,11 @@ export class ItemStore {
   /** A new last chunk with room for `need` bytes if a chunk may be that big. */
   private addChunk(need: number): Buffer {
     const last = this.chunks[this.chunks.length - 1]
-    const size = Math.min(MAX_CHUNK, Math.max(MIN_CHUNK, last === undefined ? 0 : last.length * 2, need))
+    // the first chunk fits the first item (a queue of one 64 B item: 96 B, not 256)
+    const size = Math.min(MAX_CHUNK, last === undefined ? need : Math.max(MIN_CHUNK, last.length * 2, need))
     const c = newChunk(size)
-    this.chunks.push(c)
+    if (this.chunks === NO_CHUNKS) this.chunks = [c]
+    else this.chunks.push(c)
     this.tail = 0
     return c
   }
@@ -223,16 +232,18 @@ export class ItemStore {
     this.n--
     this.payload -= len
     if (this.n === 0) {
+      // empty: keep a small last chunk for the next push (a set + get each making a new pooled
+      // slice and array cost ~1.2 µs more), give the rest back
       this.lastPushedSeq = 0
       this.lastReadSeq = 0
-      const last = this.chunks.pop()!
-      for (const c of this.chunks) releaseChunk(c)
-      if (last.length <= KEEP_CHUNK) {
-        this.chunks = [last]
-      } else {
-        releaseChunk(last)
-        this.chunks = []
+      const last = this.chunks[this.chunks.length - 1]!
+      if (this.chunks.length === 1 && last.length <= KEEP_CHUNK) {
+        this.head = 0
+        this.tail = 0
+        return
       }
+      for (const c of this.chunks) releaseChunk(c)
+      this.chunks = last.length <= KEEP_CHUNK ? [last] : (NO_CHUNKS as Buffer[])
       this.head = 0
       this.tail = 0
       return
@@ -249,7 +260,7 @@ export class ItemStore {
   /** Drop everything. */
   clear(): void {
     for (const c of this.chunks) releaseChunk(c)
-    this.chunks = []
+    this.chunks = NO_CHUNKS as Buffer[]
     this.head = 0
     this.tail = 0
     this.n = 0

@@ -38,14 +38,20 @@ interface Ticket {
  */
 const FSYNCS_PER_JOURNAL = 4
 
+// Shared empty lists (frozen: a push into one throws): an idle journal holds no array of its own
+// (issue 17: 100k queues, ~32 bytes an empty array).
+const NO_CBS: WriteCallback[] = Object.freeze([]) as unknown as WriteCallback[]
+const NO_TICKETS: Ticket[] = Object.freeze([]) as unknown as Ticket[]
+const NO_WAITERS: Array<() => void> = Object.freeze([]) as unknown as Array<() => void>
+
 export class GroupCommit {
   /** onDurable callbacks of records written under `always`, waiting for the next fsync. */
-  private waiting: WriteCallback[] = []
+  private waiting = NO_CBS
   /** Records written since the last fsync started. */
   private unsynced = 0
   /** fsyncs started (queued for a slot or in flight) and not yet resolved, oldest first. */
-  private inFlight: Ticket[] = []
-  private idleWaiters: Array<() => void> = []
+  private inFlight = NO_TICKETS
+  private idleWaiters = NO_WAITERS
   private timer: NodeJS.Timeout | undefined
 
   /**
@@ -72,7 +78,7 @@ export class GroupCommit {
     if (this.policy === 'always') {
       for (const r of records) {
         runCallback(r.onWritten, null)
-        if (r.onDurable) this.waiting.push(r.onDurable)
+        if (r.onDurable) this.wait(r.onDurable)
       }
       this.kick()
       return
@@ -102,10 +108,12 @@ export class GroupCommit {
 
   private start(): void {
     if (this.inFlight.length >= FSYNCS_PER_JOURNAL || (this.unsynced === 0 && this.waiting.length === 0)) return
-    const ticket: Ticket = { cbs: this.waiting, records: this.unsynced, done: false, err: null }
-    this.waiting = []
+    // afterInFlight adds to the ticket's list: it must be its own
+    const ticket: Ticket = { cbs: this.waiting === NO_CBS ? [] : this.waiting, records: this.unsynced, done: false, err: null }
+    this.waiting = NO_CBS
     this.unsynced = 0
-    this.inFlight.push(ticket)
+    if (this.inFlight === NO_TICKETS) this.inFlight = [ticket]
+    else this.inFlight.push(ticket)
     const seg = this.segments.current
     // Fsyncs of all journals share a few slots: each pins an fd, and thousands of queues syncing
     // at once (a shutdown, sync=always) must stay under the fd limit.
@@ -144,10 +152,11 @@ export class GroupCommit {
       countFsync(t.records)
       for (const cb of t.cbs) runCallback(cb, t.err)
     }
+    if (this.inFlight.length === 0) this.inFlight = NO_TICKETS
     if (this.policy === 'always') this.kick()
     if (this.inFlight.length === 0) {
       const waiters = this.idleWaiters
-      this.idleWaiters = []
+      this.idleWaiters = NO_WAITERS
       for (const w of waiters) w()
     }
   }
@@ -171,7 +180,10 @@ export class GroupCommit {
   /** Resolves once no fsync is in flight. */
   whenIdle(): Promise<void> {
     if (this.inFlight.length === 0) return Promise.resolve()
-    return new Promise((resolve) => this.idleWaiters.push(resolve))
+    return new Promise((resolve) => {
+      if (this.idleWaiters === NO_WAITERS) this.idleWaiters = []
+      this.idleWaiters.push(resolve)
+    })
   }
 
   /** fsync now, on this thread (rotation, carry-forward). */
@@ -199,7 +211,7 @@ export class GroupCommit {
     let err: Error | null = null
     if (cur?.exists && (this.unsynced > 0 || this.waiting.length > 0 || cur.dirUnsynced)) {
       this.unsynced = Math.max(1, this.unsynced)
-      this.waiting.push((e) => (err = e))
+      this.wait((e) => (err = e))
       this.start()
       await this.whenIdle()
     }
@@ -209,8 +221,14 @@ export class GroupCommit {
   /** Give every record waiting for durability its outcome (close, destroy). */
   settleWaiting(err: Error | null): void {
     const cbs = this.waiting
-    this.waiting = []
+    this.waiting = NO_CBS
     for (const cb of cbs) runCallback(cb, err)
+  }
+
+  /** A callback for the next fsync. */
+  private wait(cb: WriteCallback): void {
+    if (this.waiting === NO_CBS) this.waiting = [cb]
+    else this.waiting.push(cb)
   }
 
   stopTimer(): void {

@@ -36,6 +36,8 @@ export interface QueueJournalSettings {
   logger: EventLogger
 }
 
+const NO_RETRIES: number[] = Object.freeze([]) as unknown as number[]
+
 export class FileQueueJournal implements QueueJournal {
   readonly queue: string
   private readonly logger: EventLogger
@@ -48,7 +50,7 @@ export class FileQueueJournal implements QueueJournal {
   /** A write failed and none has succeeded since (log once per outage). */
   private writeFailing = false
   private scheduled: NodeJS.Immediate | undefined
-  private retryRemoves: number[] = []
+  private retryRemoves = NO_RETRIES // its own array only after a failed write (issue 17: ~32 B a queue)
   private retryTimer: NodeJS.Timeout | undefined
 
   constructor(settings: QueueJournalSettings, state: ReplayState) {
@@ -146,7 +148,7 @@ export class FileQueueJournal implements QueueJournal {
       if (this.retryTimer !== undefined) clearTimeout(this.retryTimer)
       this.retryTimer = undefined
       const retry = this.retryRemoves
-      this.retryRemoves = []
+      this.retryRemoves = NO_RETRIES
       for (const seq of retry) this.batch.appendRemove(seq, undefined)
     }
     if (this.batch.isEmpty) return
@@ -195,6 +197,7 @@ export class FileQueueJournal implements QueueJournal {
         this.list.forget(r.seq, r.size)
         seg.live.unappend(r.size)
       } else {
+        if (this.retryRemoves === NO_RETRIES) this.retryRemoves = []
         this.retryRemoves.push(r.seq)
       }
     }

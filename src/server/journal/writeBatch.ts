@@ -26,10 +26,13 @@ export interface TakenBatch {
   records: BatchRecord[]
 }
 
+/** An empty batch's records: shared and frozen (an idle queue holds no array of its own). */
+const NO_RECORDS: BatchRecord[] = Object.freeze([]) as unknown as BatchRecord[]
+
 export class WriteBatch {
   private buf: Buffer = NO_BUFFER
   private len = 0
-  private records: BatchRecord[] = []
+  private records = NO_RECORDS
 
   /** Bytes encoded so far (where the next record goes, relative to the segment's written end). */
   get length(): number {
@@ -50,14 +53,19 @@ export class WriteBatch {
     const size = addRecordSize(item.data.length)
     this.reserve(size)
     this.len = encodeAdd(this.buf, this.len, item)
-    this.records.push({ op: OP_ADD, seq: item.seq, size, onWritten, onDurable })
+    this.record({ op: OP_ADD, seq: item.seq, size, onWritten, onDurable })
     return size
   }
 
   appendRemove(seq: number, onWritten: WriteCallback | undefined): void {
     this.reserve(REMOVE_RECORD_SIZE)
     this.len = encodeRemove(this.buf, this.len, seq)
-    this.records.push({ op: OP_REMOVE, seq, size: REMOVE_RECORD_SIZE, onWritten, onDurable: undefined })
+    this.record({ op: OP_REMOVE, seq, size: REMOVE_RECORD_SIZE, onWritten, onDurable: undefined })
+  }
+
+  private record(r: BatchRecord): void {
+    if (this.records === NO_RECORDS) this.records = [r]
+    else this.records.push(r)
   }
 
   /**
@@ -68,7 +76,7 @@ export class WriteBatch {
     const taken = { buf: this.buf, length: this.len, records: this.records }
     this.buf = NO_BUFFER
     this.len = 0
-    this.records = []
+    this.records = NO_RECORDS
     return taken
   }
 
