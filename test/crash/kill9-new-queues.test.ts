@@ -1,6 +1,6 @@
 /**
  * kill -9 during a fill where every set goes to a new queue (issue 17's `-mckeys unique`), under
- * `sync: always`: the files are created off the event loop (asyncCreate.ts), their directory
+ * `sync: always`: each new queue's file is created by its first write, its directory
  * entries made durable with their first fsync. Every acknowledged item must come back after the
  * restart, in its queue, once.
  */

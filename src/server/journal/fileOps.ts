@@ -121,7 +121,9 @@ export const JOURNAL_FILE_MODE = 0o600
 export function openNow(path: string, flags: string): number {
   check('open', path)
   const fd = fs.openSync(path, flags, JOURNAL_FILE_MODE)
-  if (flags.startsWith('w')) fs.fchmodSync(fd, JOURNAL_FILE_MODE)
+  // An exclusive create ('wx') made the file with 0600 & ~umask, never wider: no fchmod (a
+  // syscall per new queue). A truncating open may have found an older file: narrow its mode.
+  if (flags.startsWith('w') && !flags.includes('x')) fs.fchmodSync(fd, JOURNAL_FILE_MODE)
   return fd
 }
 
