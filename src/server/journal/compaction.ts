@@ -16,7 +16,6 @@ import type { EventLogger } from '../logger.js'
 import { syncDirAsync, unlinkAsync } from './dirSync.js'
 import { failpoint, fsyncDir, ftruncateNow, unlinkNow, writeFully, type FailpointName } from './fileOps.js'
 import type { GroupCommit } from './groupCommit.js'
-import type { ReadBehind } from './readBehind.js'
 import { createSegment, forEachRecord, type Segment } from './segment.js'
 import type { SegmentList } from './segmentList.js'
 import type { SyncPolicy } from './types.js'
@@ -47,7 +46,6 @@ export class Compaction {
     private readonly settings: CompactionSettings,
     private readonly list: SegmentList,
     private readonly commit: GroupCommit,
-    private readonly readBehind: ReadBehind,
   ) {}
 
   /** Segment rotations / compactions done so far (stats). */
@@ -88,7 +86,7 @@ export class Compaction {
     // tombstone itself. One: unlinking it is atomic (and done off the event loop).
     if (onDisk.length > 1) this.unlinkAll([this.replaceWithMarker('destroy', onDisk)], undefined)
     this.list.replaceAll([])
-    this.readBehind.stop()
+    this.list.behind?.stop()
     if (onDisk.length === 1) await unlinkAsync(onDisk[0]!.path)
     // the unlinks are durable before DELETED (off the event loop; `never` leaves it to the OS)
     if (onDisk.length > 1 || (onDisk.length === 1 && this.settings.sync !== 'never')) {
@@ -106,7 +104,7 @@ export class Compaction {
     const m = MARKERS[kind]
     const marker = createSegment({ dir, encoded, queue, segno: this.list.current.segno + 1, baseSeq: this.list.nextSeq, flags: m.flags })
     this.list.replaceAll([marker])
-    this.readBehind.stop()
+    this.list.behind?.stop()
     failpoint(m.afterMarker)
     this.unlinkAll(old, m.afterUnlinkOne)
     return marker
@@ -148,7 +146,7 @@ export class Compaction {
 
   private dropOldest(fp: FailpointName): void {
     const seg = this.list.shiftOldest()
-    this.readBehind.segmentDropped(seg)
+    this.list.behind?.segmentDropped(seg)
     seg.close()
     try {
       unlinkNow(seg.path)
@@ -171,7 +169,7 @@ export class Compaction {
     if (old.liveCount === 0 || old.liveBytes * 8 > bytes || old.liveBytes > max / 4) return
     // Read-behind has not read all of it yet: its live items are mostly about to be read and
     // removed, so copying them would be wasted (and carried items are read one by one).
-    if (this.readBehind.yetToRead(old)) return
+    if (this.list.behind?.yetToRead(old) === true) return
     if (segments.length < 3 && cur.size - cur.headerLength < max / 2) return
     // Its live items are being consumed (a drain: the queue's head is in it): they are about to be
     // removed, so copying them (and the fsync) would be wasted. Carry only once that stalls.
@@ -233,7 +231,7 @@ export class Compaction {
     pos = cur.size
     cur.size += total
     for (const p of picked) {
-      carried.set(p.seq, { segno: cur.segno, off: pos, size: p.size })
+      this.list.carry(p.seq, { segno: cur.segno, off: pos, size: p.size })
       pos += p.size
       cur.liveCount++
       cur.liveBytes += p.size
@@ -246,6 +244,6 @@ export class Compaction {
       'journal: carried live items forward, deleting old segment',
     )
     this.dropOldest('carry:after-unlink')
-    if (!this.readBehind.isActive) reader.release()
+    if (this.list.behind?.isActive !== true) this.list.releaseReader()
   }
 }

@@ -39,13 +39,12 @@ export interface QueueJournalSettings {
 const NO_RETRIES: number[] = Object.freeze([]) as unknown as number[]
 
 export class FileQueueJournal implements QueueJournal {
-  readonly queue: string
-  private readonly logger: EventLogger
+  private readonly settings: QueueJournalSettings
   private readonly list: SegmentList
   private readonly batch = new WriteBatch()
   private readonly commit: GroupCommit
-  private readonly reader: ReadBehind
-  private readonly compaction: Compaction
+  /** Made when the journal first has more than one segment or a full one (issue 17: ~80 B a queue). */
+  private compaction: Compaction | undefined
   private closed = false
   /** A write failed and none has succeeded since (log once per outage). */
   private writeFailing = false
@@ -54,12 +53,27 @@ export class FileQueueJournal implements QueueJournal {
   private retryTimer: NodeJS.Timeout | undefined
 
   constructor(settings: QueueJournalSettings, state: ReplayState) {
-    this.queue = settings.queue
-    this.logger = settings.logger
+    this.settings = settings
     const list = (this.list = new SegmentList(state))
     this.commit = new GroupCommit(settings.sync, settings.dir, list)
-    this.reader = new ReadBehind(list, this.batch, settings.queue, settings.logger)
-    this.compaction = new Compaction(settings, list, this.commit, this.reader)
+  }
+
+  get queue(): string {
+    return this.settings.queue
+  }
+
+  private get logger(): EventLogger {
+    return this.settings.logger
+  }
+
+  /** Read-behind, made on first use: most queues never read back from disk. */
+  private get reader(): ReadBehind {
+    const list = this.list
+    return (list.behind ??= new ReadBehind(list, this.batch, this.settings.queue, this.settings.logger))
+  }
+
+  private get compactor(): Compaction {
+    return (this.compaction ??= new Compaction(this.settings, this.list, this.commit))
   }
 
   /**
@@ -67,7 +81,10 @@ export class FileQueueJournal implements QueueJournal {
    * the rest stays on disk, where readBehind continues.
    */
   loadInitial(memoryBudgetBytes: number): { items: JournalItem[]; diskItems: number; diskBytes: number } {
-    return this.reader.loadInitial(memoryBudgetBytes)
+    const loaded = this.reader.loadInitial(memoryBudgetBytes)
+    // caught up: nothing to read back, so no read-behind to keep
+    if (!this.list.behind!.isActive) this.list.behind = undefined
+    return loaded
   }
 
   get sizeOnDisk(): number {
@@ -75,7 +92,7 @@ export class FileQueueJournal implements QueueJournal {
   }
 
   get rotations(): number {
-    return this.compaction.rotations
+    return this.compaction?.rotations ?? 0
   }
 
   /** Live items the journal knows of (tests, diagnostics). */
@@ -121,7 +138,7 @@ export class FileQueueJournal implements QueueJournal {
     const size = this.batch.appendAdd(item, onWritten, onDurable)
     list.addOriginal(item.seq, off, size)
     // not reading behind: the engine keeps this item in memory
-    if (!this.reader.isActive) list.knownSizes.push(item.seq, size)
+    if (list.behind?.isActive !== true) list.knownSizes.push(item.seq, size)
     this.schedule()
   }
 
@@ -169,7 +186,9 @@ export class FileQueueJournal implements QueueJournal {
       this.writeFailing = false
       this.logger.info({ queue: this.queue }, 'journal writes work again')
     }
-    this.compaction.maintain()
+    // compaction has nothing to do while there is one segment, not full (see Compaction.maintain)
+    const list = this.list
+    if (this.compaction !== undefined || list.segments.length > 1 || seg.size >= this.settings.maxJournalSize) this.compactor.maintain()
     // Callbacks last: they may add records, which must be planned against the final segment.
     this.commit.deliver(records)
   }
@@ -191,7 +210,7 @@ export class FileQueueJournal implements QueueJournal {
       // the next batch overwrites the torn bytes at the same position anyway
       this.logger.warn({ queue: this.queue, err: String(e) }, 'journal: could not cut back a failed write')
     }
-    this.list.reader.invalidate()
+    this.list.invalidateReader()
     for (const r of records) {
       if (r.op === OP_ADD) {
         this.list.forget(r.seq, r.size)
@@ -203,7 +222,7 @@ export class FileQueueJournal implements QueueJournal {
     }
     // the batch's bytes are gone: no checkpoint or cursor may point into them
     seg.live.cutCheckpoints(seg.size)
-    this.reader.segmentCut(seg)
+    this.list.behind?.segmentCut(seg)
     if (this.retryRemoves.length > 0 && this.retryTimer === undefined) {
       this.retryTimer = setTimeout(() => {
         this.retryTimer = undefined
@@ -233,11 +252,11 @@ export class FileQueueJournal implements QueueJournal {
   }
 
   readBehind(maxBytes: number, maxSeq: number): JournalItem[] {
-    return this.reader.read(maxBytes, maxSeq)
+    return this.list.behind?.read(maxBytes, maxSeq) ?? []
   }
 
   readBehindInto(maxBytes: number, maxSeq: number, sink: ItemSink, perItemBytes: number): number {
-    return this.reader.readInto(maxBytes, maxSeq, sink, perItemBytes)
+    return this.list.behind?.readInto(maxBytes, maxSeq, sink, perItemBytes) ?? 0
   }
 
   // -------------------------------------------------------------------------------------------
@@ -246,7 +265,7 @@ export class FileQueueJournal implements QueueJournal {
   async reset(): Promise<void> {
     this.assertOpen()
     this.flushNow()
-    this.compaction.reset()
+    this.compactor.reset()
   }
 
   async destroy(): Promise<void> {
@@ -254,7 +273,7 @@ export class FileQueueJournal implements QueueJournal {
     this.flushNow()
     this.clearTimers()
     this.closed = true
-    await this.compaction.destroy()
+    await this.compactor.destroy()
     await this.commit.whenIdle()
     this.commit.settleWaiting(new StarlingError('IO', 'queue deleted'))
   }

@@ -151,7 +151,7 @@ export class ReadBehind {
    * last chunk (~4 KB with an ArrayBuffer of its own) after a restart, 400 MB at 100k queues.
    */
   private releaseChunk(): void {
-    this.list.reader.release()
+    this.list.releaseReader()
     this.recBuf = NO_RECORD
     this.recAt = 0
     this.recSize = 0

@@ -4,31 +4,60 @@
  * (liveIndex.ts) in step with the segment list; what it may hold, and why it is so small, is in
  * README.md ("Invariants", "Read-behind and the live index").
  */
-import { type CarriedItems, KnownSizes } from './liveIndex.js'
+import { CarriedItems, type CarriedRef, KnownSizes } from './liveIndex.js'
+import type { ReadBehind } from './readBehind.js'
 import { findOriginal, type ReplayState } from './replay.js'
 import { ChunkReader, type Segment } from './segment.js'
+
+/** The carried copies of every queue that has none (never written to: carry() makes its own). */
+const NO_CARRIED = new CarriedItems()
 
 export class SegmentList {
   /** Oldest first; only the last one is appended to. */
   segments: Segment[]
   /** The segments holding original ADDs, in order (their seq ranges ascend). */
   originalSegments: Segment[]
-  readonly carried: CarriedItems
+  /** Shared NO_CARRIED until the first carry-forward (issue 17: ~50 B a queue). */
+  carried: CarriedItems
   /** Record sizes of the live items in the memory region (see liveIndex.ts). */
   readonly knownSizes = new KnownSizes()
   /** Above every seq seen: the base seq of the next segment. */
   nextSeq: number
-  /** Reads records back in big chunks; read-behind and carry-forward share it. */
-  readonly reader = new ChunkReader()
+  /** Reads records back in big chunks (see `reader`); made on first read, dropped when idle. */
+  private chunkReader: ChunkReader | undefined
+  /** Reading items back from disk; made by the journal on first use (issue 17: ~120 B a queue). */
+  behind: ReadBehind | undefined
 
   constructor(state: ReplayState) {
     // exact-size copies: an array grown by push holds 17 slots (~150 bytes a queue for one segment)
     this.segments = state.segments.slice()
     this.originalSegments = this.segments.filter((s) => s.live.first >= 0).slice()
-    this.carried = state.carried
+    this.carried = state.carried.size > 0 ? state.carried : NO_CARRIED
     this.nextSeq = state.nextSeq
     // a small journal replay read whole: the first read-back needs no read
     if (state.wholeFile) this.reader.seed(this.segments[0]!, 0, state.wholeFile)
+  }
+
+  /** Reads records back in big chunks; read-behind and carry-forward share it. */
+  get reader(): ChunkReader {
+    return (this.chunkReader ??= new ChunkReader())
+  }
+
+  /** Forget the cached chunk (the file changed or was closed). */
+  invalidateReader(): void {
+    this.chunkReader?.invalidate()
+  }
+
+  /** Give the chunk reader and its buffer back (an idle queue holds none). */
+  releaseReader(): void {
+    this.chunkReader?.release()
+    this.chunkReader = undefined
+  }
+
+  /** Remember a carried-forward copy of `seq` (compaction). */
+  carry(seq: number, ref: CarriedRef): void {
+    if (this.carried === NO_CARRIED) this.carried = new CarriedItems()
+    this.carried.set(seq, ref)
   }
 
   /**
@@ -100,7 +129,7 @@ export class SegmentList {
   shiftOldest(): Segment {
     const seg = this.segments.shift()!
     if (this.originalSegments[0] === seg) this.originalSegments.shift()
-    this.reader.invalidate()
+    this.invalidateReader()
     return seg
   }
 
@@ -109,9 +138,9 @@ export class SegmentList {
     const old = this.segments
     this.segments = segs
     this.originalSegments = []
-    this.carried.clear()
+    this.carried = NO_CARRIED
     this.knownSizes.clear()
-    this.reader.invalidate()
+    this.invalidateReader()
     return old
   }
 
