@@ -27,10 +27,9 @@ import { type BatchRecord, WriteBatch } from './writeBatch.js'
 /** Retry failed REMOVEs after this long if nothing else writes first. */
 const REMOVE_RETRY_MS = 100
 
-export interface QueueJournalSettings {
+/** What the journals of one spool directory and policy share (one object, not one a queue). */
+export interface JournalShared {
   dir: string
-  queue: string
-  encoded: string
   sync: SyncPolicy
   maxJournalSize: number
   logger: EventLogger
@@ -39,7 +38,10 @@ export interface QueueJournalSettings {
 const NO_RETRIES: number[] = Object.freeze([]) as unknown as number[]
 
 export class FileQueueJournal implements QueueJournal {
-  private readonly settings: QueueJournalSettings
+  private readonly shared: JournalShared
+  readonly queue: string
+  /** The name in file names (format.ts): the same string as `queue` when it needs no encoding. */
+  private readonly encoded: string
   private readonly list: SegmentList
   private readonly batch = new WriteBatch()
   private readonly commit: GroupCommit
@@ -52,28 +54,29 @@ export class FileQueueJournal implements QueueJournal {
   private retryRemoves = NO_RETRIES // its own array only after a failed write (issue 17: ~32 B a queue)
   private retryTimer: NodeJS.Timeout | undefined
 
-  constructor(settings: QueueJournalSettings, state: ReplayState) {
-    this.settings = settings
+  constructor(shared: JournalShared, queue: string, encoded: string, state: ReplayState) {
+    this.shared = shared
+    this.queue = queue
+    this.encoded = encoded === queue ? queue : encoded
     const list = (this.list = new SegmentList(state))
-    this.commit = new GroupCommit(settings.sync, settings.dir, list)
-  }
-
-  get queue(): string {
-    return this.settings.queue
+    this.commit = new GroupCommit(shared.sync, shared.dir, list)
   }
 
   private get logger(): EventLogger {
-    return this.settings.logger
+    return this.shared.logger
   }
 
   /** Read-behind, made on first use: most queues never read back from disk. */
   private get reader(): ReadBehind {
     const list = this.list
-    return (list.behind ??= new ReadBehind(list, this.batch, this.settings.queue, this.settings.logger))
+    return (list.behind ??= new ReadBehind(list, this.batch, this.queue, this.shared.logger))
   }
 
   private get compactor(): Compaction {
-    return (this.compaction ??= new Compaction(this.settings, this.list, this.commit))
+    if (this.compaction !== undefined) return this.compaction
+    const { dir, sync, maxJournalSize, logger } = this.shared
+    const settings = { dir, sync, maxJournalSize, logger, queue: this.queue, encoded: this.encoded }
+    return (this.compaction = new Compaction(settings, this.list, this.commit))
   }
 
   /**
@@ -188,7 +191,7 @@ export class FileQueueJournal implements QueueJournal {
     }
     // compaction has nothing to do while there is one segment, not full (see Compaction.maintain)
     const list = this.list
-    if (this.compaction !== undefined || list.segments.length > 1 || seg.size >= this.settings.maxJournalSize) this.compactor.maintain()
+    if (this.compaction !== undefined || list.segments.length > 1 || seg.size >= this.shared.maxJournalSize) this.compactor.maintain()
     // Callbacks last: they may add records, which must be planned against the final segment.
     this.commit.deliver(records)
   }

@@ -22,7 +22,7 @@ import {
 import { fsyncDir } from './fileOps.js'
 import { openJournals } from './fdCache.js'
 import { journalStats } from './counters.js'
-import { FileQueueJournal } from './queueJournal.js'
+import { FileQueueJournal, type JournalShared } from './queueJournal.js'
 import { replaySegments, silentLogger, type JournalLogger } from './replay.js'
 import { readSegmentHeader } from './segment.js'
 import type { JournalFactory, JournalOptions, QueueJournal, ReplayResult } from './types.js'
@@ -99,6 +99,14 @@ export function createJournalFactory(options: JournalFactoryOptions = {}): Journ
   if (options.maxOpenJournals !== undefined && options.maxOpenJournals > 0) openJournals.capacity = options.maxOpenJournals
   /** Spool directories listed by listQueues: what is left of their index (queues not yet opened). */
   const indexes = new Map<string, SpoolIndex>()
+  /** One JournalShared per directory and policy: a settings object per queue was 72 B (issue 17). */
+  const shared = new Map<string, JournalShared>()
+  const sharedFor = (o: JournalOptions): JournalShared => {
+    const key = `${o.sync}\n${o.maxJournalSize}\n${o.dir}`
+    let s = shared.get(key)
+    if (s === undefined) shared.set(key, (s = { dir: o.dir, sync: o.sync, maxJournalSize: o.maxJournalSize, logger }))
+    return s
+  }
   return {
     async listQueues(dir) {
       const index = readIndex(dir)
@@ -119,10 +127,7 @@ export function createJournalFactory(options: JournalFactoryOptions = {}): Journ
         fs.mkdirSync(o.dir, { recursive: true, mode: 0o700 })
       }
       const state = replaySegments(o.dir, encoded, o.queue, logger, listedSegnos)
-      const journal = new FileQueueJournal(
-        { dir: o.dir, queue: o.queue, encoded, sync: o.sync, maxJournalSize: o.maxJournalSize, logger },
-        state,
-      )
+      const journal = new FileQueueJournal(sharedFor(o), o.queue, encoded, state)
       const initial = journal.loadInitial(o.memoryBudgetBytes)
       const replay: ReplayResult = {
         items: initial.items,
