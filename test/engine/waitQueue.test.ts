@@ -62,3 +62,16 @@ t.test('drain returns every waiter in order, with no timer left running', async 
   await sleep(100)
   t.equal(timeouts, 0)
 })
+
+t.test('a waiter parked on a fresh queue is in that queue only (the idle ones share an empty set)', async (t) => {
+  const a = new WaitQueue<string>()
+  const b = new WaitQueue<string>()
+  const w = new Waiter<string>(() => {}, owner)
+  a.park(w)
+  t.equal(a.size, 1)
+  t.equal(b.size, 0, 'another idle queue has no waiter')
+  t.equal(b.shift(), undefined, 'and cannot hand one out')
+  t.equal(new WaitQueue().size, 0, 'nor has a new one')
+  t.ok(a.remove(w))
+  t.equal(a.size, 0)
+})

@@ -28,8 +28,7 @@ export class WaitQueue<T = unknown> {
 
   /** Wait up to timeoutMs; `onTimeout` runs if nothing arrives in time. */
   add(waiter: Waiter<T>, timeoutMs: number, onTimeout: () => void): void {
-    if (this.waiters === (NO_WAITERS as Set<Waiter<T>>)) this.waiters = new Set()
-    this.waiters.add(waiter)
+    this.park(waiter)
     waiter.timer = setTimeout(() => {
       waiter.timer = null
       if (this.waiters.delete(waiter)) onTimeout()
@@ -38,6 +37,8 @@ export class WaitQueue<T = unknown> {
 
   /** Wait with no timer: whoever parks it ends the wait with `remove` (engine/emptyPoll.ts). */
   park(waiter: Waiter<T>): void {
+    // never into the shared empty set: every other idle queue would see this waiter
+    if (this.waiters === (NO_WAITERS as Set<Waiter<T>>)) this.waiters = new Set()
     this.waiters.add(waiter)
   }
 
