@@ -53,7 +53,7 @@ export class PersistentQueue implements ConsumerHost {
   private pendingBytes = 0
   /** Open reads: seq → (item, who holds it). */
   private openItems = NO_OPEN_ITEMS // made on the first open read (an empty Map costs ~180 B a queue)
-  private readonly waiters = new WaitQueue<QueueItem>()
+  private waiters: WaitQueue<QueueItem> | undefined // made on the first wait (issue 17: 32 B a queue)
   private closed = false
 
   // Stats.
@@ -98,7 +98,7 @@ export class PersistentQueue implements ConsumerHost {
   }
 
   get waiterCount(): number {
-    return this.waiters.size
+    return this.waiters?.size ?? 0
   }
 
   get memoryItems(): number {
@@ -121,7 +121,7 @@ export class PersistentQueue implements ConsumerHost {
 
   /** Nothing in it, nobody on it, no file: the queue can go without a trace. */
   get isBlank(): boolean {
-    return this.length === 0 && this.openItems.size === 0 && this.waiters.size === 0 && this.pendingAdds === 0 && this.journal.sizeOnDisk === 0
+    return this.length === 0 && this.openItems.size === 0 && this.waiterCount === 0 && this.pendingAdds === 0 && this.journal.sizeOnDisk === 0
   }
 
   /** Create the journal file now, even empty (a fanout child must outlive a restart). */
@@ -185,10 +185,9 @@ export class PersistentQueue implements ConsumerHost {
   /** A written item becomes visible: straight to a waiter, or into memory, or left on disk. */
   private accept(item: QueueItem): void {
     this.totalItems++
-    if (this.waiters.size > 0 && this.length === 0) {
+    if (this.waiters !== undefined && this.waiters.size > 0 && this.length === 0) {
       if (isExpired(item, Date.now(), this.settings.maxAgeMs)) return this.expire(item)
-      const waiter = this.waiters.shift()!
-      this.handTo(waiter, item)
+      this.handTo(this.waiters.shift()!, item)
       return
     }
     const size = item.data.length
@@ -258,8 +257,9 @@ export class PersistentQueue implements ConsumerHost {
     }, consumer)
     consumer.waits.set(waiter, this)
     if (options.open) consumer.opening.add(this)
-    if (poll) parkPoll(this.waiters, waiter, consumer, this.journal, this.settings.maxPollWaitMs)
-    else this.waiters.add(waiter, options.timeoutMs, () => waiter.wake(false))
+    const waiters = (this.waiters ??= new WaitQueue<QueueItem>())
+    if (poll) parkPoll(waiters, waiter, consumer, this.journal, this.settings.maxPollWaitMs)
+    else waiters.add(waiter, options.timeoutMs, () => waiter.wake(false))
   }
 
   private handTo(waiter: Waiter<QueueItem>, item: QueueItem): void {
@@ -269,7 +269,7 @@ export class PersistentQueue implements ConsumerHost {
 
   /** Serve blocked readers while there are items (after an abort, or a refill). */
   private serveWaiters(): void {
-    while (this.waiters.size > 0) {
+    while (this.waiters !== undefined && this.waiters.size > 0) {
       const item = this.takeHead()
       if (!item) return
       this.handTo(this.waiters.shift()!, item)
@@ -277,7 +277,7 @@ export class PersistentQueue implements ConsumerHost {
   }
 
   cancelWait(waiter: Waiter): void {
-    this.waiters.remove(waiter as Waiter<QueueItem>)
+    this.waiters?.remove(waiter as Waiter<QueueItem>)
   }
 
   private deliver(item: QueueItem, consumer: Consumer, open: boolean, done: ItemCallback): void {
@@ -424,7 +424,7 @@ export class PersistentQueue implements ConsumerHost {
   /** The queue is being deleted: wake waiters empty-handed, drop everything, delete files. */
   async destroy(): Promise<void> {
     this.closed = true
-    for (const waiter of this.waiters.drain()) waiter.wake(false)
+    for (const waiter of this.waiters?.drain() ?? []) waiter.wake(false)
     this.dropEverything()
     await this.journal.destroy()
   }
@@ -432,7 +432,7 @@ export class PersistentQueue implements ConsumerHost {
   /** Clean shutdown: waiters get nothing, open reads stay unconfirmed (they come back on restart). */
   async close(): Promise<void> {
     this.closed = true
-    for (const waiter of this.waiters.drain()) waiter.wake(false)
+    for (const waiter of this.waiters?.drain() ?? []) waiter.wake(false)
     await this.journal.close()
   }
 
