@@ -15,7 +15,11 @@ const NO_CARRIED = new CarriedItems()
 export class SegmentList {
   /** Oldest first; only the last one is appended to. */
   segments: Segment[]
-  /** The segments holding original ADDs, in order (their seq ranges ascend). */
+  /**
+   * The segments holding original ADDs, in order (their seq ranges ascend). The same array as
+   * `segments` while every segment holds some (issue 17: 56 B a queue); push and shiftOldest
+   * keep them apart when they differ. Only this class changes either array.
+   */
   originalSegments: Segment[]
   /** Shared NO_CARRIED until the first carry-forward (issue 17: ~50 B a queue). */
   carried: CarriedItems
@@ -31,7 +35,8 @@ export class SegmentList {
   constructor(state: ReplayState) {
     // exact-size copies: an array grown by push holds 17 slots (~150 bytes a queue for one segment)
     this.segments = state.segments.slice()
-    this.originalSegments = this.segments.filter((s) => s.live.first >= 0).slice()
+    const originals = this.segments.filter((s) => s.live.first >= 0)
+    this.originalSegments = originals.length === this.segments.length ? this.segments : originals.slice()
     this.carried = state.carried.size > 0 ? state.carried : NO_CARRIED
     this.nextSeq = state.nextSeq
     // a small journal replay read whole: the first read-back needs no read
@@ -84,9 +89,12 @@ export class SegmentList {
   /** An original ADD of `seq` at `off` of the current segment (in the batch being built). */
   addOriginal(seq: number, off: number, size: number): void {
     const seg = this.current
-    if (seg.live.first < 0) {
-      if (this.originalSegments.length === 0) this.originalSegments = [seg]
-      else this.originalSegments.push(seg)
+    // seg is the last segment: with it, the originals may become every segment (then shared)
+    if (seg.live.first < 0 && this.originalSegments !== this.segments) {
+      const origs = this.originalSegments
+      if (origs.length === this.segments.length - 1) this.originalSegments = this.segments
+      else if (origs.length === 0) this.originalSegments = [seg]
+      else origs.push(seg)
     }
     seg.live.append(seq, off, size)
     seg.liveCount++
@@ -122,13 +130,16 @@ export class SegmentList {
 
   /** A new segment to append to (rotation). */
   push(seg: Segment): void {
+    // the new segment holds no original ADD yet
+    if (this.originalSegments === this.segments) this.originalSegments = this.segments.slice()
     this.segments.push(seg)
   }
 
   /** Take the oldest segment out of the list (it is being deleted). */
   shiftOldest(): Segment {
+    const shared = this.originalSegments === this.segments
     const seg = this.segments.shift()!
-    if (this.originalSegments[0] === seg) this.originalSegments.shift()
+    if (!shared && this.originalSegments[0] === seg) this.originalSegments.shift()
     this.invalidateReader()
     return seg
   }
