@@ -65,3 +65,44 @@ t.test('through rotations, drops, carry-forward, reset and re-open the originals
   await j2.close()
   t.ok(checks === 60)
 })
+
+interface Parts {
+  list: SegmentList & { chunkReader: unknown }
+  compaction: unknown
+  shared: unknown
+}
+const partsOf = (j: unknown): Parts => j as Parts
+
+t.test('an idle journal holds no read-behind, compaction, chunk reader or carried map of its own (issue 17)', async (t) => {
+  const dir = tempSpool(t)
+  const a = (await open(dir, { queue: 'a' })).journal as FileQueueJournal
+  const b = (await open(dir, { queue: 'b' })).journal as FileQueueJournal
+  await addDurable(a, item(1, 'one'))
+  await addDurable(b, item(1, 'one'))
+  for (const [name, j] of [['a', a], ['b', b]] as const) {
+    const p = partsOf(j)
+    t.equal(p.list.behind, undefined, `${name}: no read-behind`)
+    t.equal(p.compaction, undefined, `${name}: no compaction`)
+    t.equal(p.list.chunkReader, undefined, `${name}: no chunk reader`)
+  }
+  t.equal(partsOf(a).list.carried, partsOf(b).list.carried, 'the empty carried map is shared')
+  t.equal(partsOf(a).shared, partsOf(b).shared, 'one settings object for the spool and policy')
+  // read-behind made on first use, and it reads the item back
+  a.startReadBehind(1)
+  t.not(partsOf(a).list.behind, undefined, 'read-behind made when started')
+  t.same(seqsOf(a.readBehind(1 << 20, 10)), [1], 'and it reads the item back')
+  await a.close()
+  await b.close()
+  // re-opened with everything within the memory budget: replay leaves no read-behind behind
+  const again = await open(dir, { queue: 'a' })
+  t.same(seqsOf(again.replay.items), [1])
+  t.equal(partsOf(again.journal).list.behind, undefined, 'caught up at load: no read-behind kept')
+  t.equal(partsOf(again.journal).list.chunkReader, undefined, 'nor the chunk replay read')
+  await again.journal.close()
+  // re-opened with a budget smaller than the item: read-behind kept, and it reads it back
+  const small = await open(dir, { queue: 'a', memoryBudgetBytes: 1 })
+  t.equal(small.replay.items.length, 0)
+  t.not(partsOf(small.journal).list.behind, undefined, 'items left on disk: read-behind kept')
+  t.same(seqsOf(small.journal.readBehind(1 << 20, 10)), [1])
+  await small.journal.close()
+})
