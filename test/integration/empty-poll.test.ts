@@ -80,6 +80,16 @@ function statOf(lines: string[], name: string): string {
   return l.slice(`STAT ${name} `.length)
 }
 
+/** The reply to `get a` when the item is 1 byte: the item, or null for END. */
+async function pollReply(t: Test, c: RawClient): Promise<string | null> {
+  const first = await c.line(60_000)
+  if (first === 'END') return null
+  t.equal(first, 'VALUE a 0 1')
+  const item = await c.line()
+  t.equal(await c.line(), 'END')
+  return item
+}
+
 /**
  * The scenario: producer P sets `y` while the pool is held (its fsync is in flight), consumer C
  * takes it, then polls the empty queue; once the server has taken that get, producer Q sets `z`.
@@ -99,13 +109,7 @@ async function pollDuringFsync(t: Test, s: RunningServer): Promise<{ poll: strin
   await statReaches(q, 'cmd_get', String(gets + 1))
   const waiters = statOf(await q.request('stats\r\n', /^END$/), 'queue_a_waiters')
   q.send('set a 0 0 1\r\nz\r\n')
-  const first = await c.line(60_000)
-  let poll: string | null = null
-  if (first !== 'END') {
-    t.equal(first, 'VALUE a 0 1')
-    poll = await c.line()
-    t.equal(await c.line(), 'END')
-  }
+  const poll = await pollReply(t, c)
   t.equal(await q.line(60_000), 'STORED')
   t.equal(await pStored, 'STORED')
   return { poll, waiters }
@@ -153,13 +157,7 @@ async function pollAcrossFsyncs(t: Test, s: RunningServer): Promise<string | nul
   t.same([await c1.line(60_000), await c1.line(), await c1.line()], ['VALUE a 0 1', 'z', 'END'], 'the first poll takes z')
   t.equal(await pStored, 'STORED', 'fsync A is done')
   r.send('set a 0 0 1\r\nw\r\n')
-  const first = await c2.line(60_000)
-  let got: string | null = null
-  if (first !== 'END') {
-    t.equal(first, 'VALUE a 0 1')
-    got = await c2.line()
-    t.equal(await c2.line(), 'END')
-  }
+  const got = await pollReply(t, c2)
   t.same([await q.line(60_000), await r.line(60_000)], ['STORED', 'STORED'])
   return got
 }

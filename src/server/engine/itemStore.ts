@@ -237,13 +237,11 @@ export class ItemStore {
       this.lastPushedSeq = 0
       this.lastReadSeq = 0
       const last = this.chunks[this.chunks.length - 1]!
-      if (this.chunks.length === 1 && last.length <= KEEP_CHUNK) {
-        this.head = 0
-        this.tail = 0
-        return
+      const keep = last.length <= KEEP_CHUNK
+      if (this.chunks.length > 1 || !keep) {
+        for (const c of this.chunks) if (c !== last || !keep) releaseChunk(c)
+        this.chunks = keep ? [last] : (NO_CHUNKS as Buffer[])
       }
-      for (const c of this.chunks) releaseChunk(c)
-      this.chunks = last.length <= KEEP_CHUNK ? [last] : (NO_CHUNKS as Buffer[])
       this.head = 0
       this.tail = 0
       return

@@ -158,15 +158,15 @@ export class QueueCollection {
   }
 
   private read(name: string, consumer: Consumer, options: QueueReadOptions, done: ItemCallback, frame?: ReplyFrame): void {
-    if (!this.slots.has(name) && !readCreatesQueue(name, options, this.refusesNewQueue(name))) {
+    const slot = this.slots.get(name)
+    if (slot === undefined && !readCreatesQueue(name, options, this.refusesNewQueue(name))) {
       // nothing to read, and nothing created (docs/architecture.md, "The path of one `get`")
       if (!options.abort && !(options.close && !options.open)) this.counters.getMisses++
       return done(null, null)
     }
     // The common get (queue loaded, nothing queued before it, no wait): no closures (the hot path).
-    if (options.timeoutMs <= 0 && !this.closing) {
-      const slot = this.slots.get(name)
-      if (slot?.queue && slot.waiting === null) return slot.queue.get(consumer, options, done, frame)
+    if (slot?.queue && slot.waiting === null && options.timeoutMs <= 0 && !this.closing) {
+      return slot.queue.get(consumer, options, done, frame)
     }
     // A blocking get made the queue to wait on: it goes again when the wait ends, if still blank.
     const finish: ItemCallback = options.timeoutMs > 0 ? (err, item) => (done(err, item), this.reapIfBlank(name)) : done
