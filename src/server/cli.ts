@@ -199,10 +199,17 @@ export async function runCli(argv: string[]): Promise<number> {
     if (stopping) return
     stopping = true
     log.info({ reason }, 'shutting down')
-    await server.stop()
+    let code = 0
+    try {
+      await server.stop()
+    } catch (err) {
+      // logged, and the exit status says so: a supervisor must not take this for a clean stop
+      log.error({ err: (err as Error).message }, 'shutdown did not complete cleanly')
+      code = 1
+    }
     pidFile?.release()
-    log.info({}, 'stopped')
-    resolveExit(0)
+    log.info({ exitCode: code }, 'stopped')
+    resolveExit(code)
   }
   process.on('SIGTERM', () => void shutdown('SIGTERM'))
   process.on('SIGINT', () => void shutdown('SIGINT'))

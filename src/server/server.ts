@@ -205,8 +205,13 @@ export class StarlingServer {
   private async doStop(): Promise<void> {
     const closed = Promise.all([closeServer(this.plain), closeServer(this.secure), this.http?.close()])
     for (const conn of this.connections) conn.shutdown()
-    // Blocked readers are woken empty-handed, pending writes are flushed and synced.
-    await this.collection.close()
+    // Blocked readers are woken empty-handed, pending writes are flushed and synced. A queue that
+    // cannot be synced (its files gone, the disk failing) does not stop the rest of the shutdown.
+    const synced = this.collection.close().then(
+      () => null,
+      (err: Error) => err,
+    )
+    const failure = await synced
     // Give the last replies a moment to leave, then drop whoever is still connected.
     const deadline = Date.now() + 2000
     while (this.connections.size > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10))
@@ -214,6 +219,7 @@ export class StarlingServer {
     this.http?.destroyConnections()
     await closed
     this.lock?.release()
+    if (failure) throw failure
   }
 }
 

@@ -225,7 +225,13 @@ export class QueueCollection {
     this.closing = true
     if (this.sweepTimer) clearInterval(this.sweepTimer)
     const queues = [...this.slots.values()].map((s) => s.queue).filter((q): q is PersistentQueue => q !== null)
-    await Promise.all(queues.map((q) => q.close()))
+    // Every queue gets its chance to sync and close, whatever happened to the others.
+    const results = await Promise.allSettled(queues.map((q) => q.close()))
+    const failed = results.flatMap((r, i) => (r.status === 'rejected' ? [{ queue: queues[i]!.name, err: String((r.reason as Error)?.message ?? r.reason) }] : []))
+    if (failed.length === 0) return
+    // one line for the lot: a spool of 100k queues must not log 100k lines
+    this.log.error({ failed: failed.length, first: failed.slice(0, 5) }, 'queues could not be synced and closed at shutdown')
+    throw new StarlingError('IO', `${failed.length} queue(s) could not be synced and closed: ${failed[0]!.err}`)
   }
 
   // ---------------------------------------------------------------------------------------------
