@@ -98,7 +98,7 @@ export class StarlingServer {
     const imported = await importStarlingSpool(spool, this.log)
     if (imported.queues > 0) this.log.info(imported, 'imported Starling journals')
     const replay = await this.collection.load()
-    this.log.info({ queues: replay.queues, items: replay.items, durationMs: replay.durationMs }, 'replay complete')
+    this.log.info({ queues: replay.queues, items: replay.items, durationMs: replay.durationMs, gcMs: replay.gcMs }, 'replay complete')
     this.http?.markReady()
 
     // Plain TCP reads into one reused buffer (reusedReads.ts); TLS sockets keep 'data' events.
