@@ -67,7 +67,9 @@ export class ReadBehind {
     const sink = new ItemList()
     const items = sink.items
     let memBytes = 0
-    for (;;) {
+    // budget 0 (the engine reads its items in itself, packed): no read here, whose chunk (up to
+    // 4 MiB, read from disk) the engine's first refill would allocate and read again
+    while (memoryBudgetBytes > 0) {
       const next = this.peekNext(Number.MAX_SAFE_INTEGER)
       if (next === undefined) break
       const dataLen = next.size - RECORD_PREFIX_BYTES - ADD_FIXED_LENGTH
