@@ -25,6 +25,8 @@ function gcFunction(): (() => void) | null {
     gcFn = typeof fn === 'function' ? (fn as () => void) : null
   } catch {
     gcFn = null
+  } finally {
+    v8.setFlagsFromString('--no-expose-gc') // contexts made later (vm users) get no `gc`
   }
   return gcFn
 }
