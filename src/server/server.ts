@@ -98,7 +98,12 @@ export class StarlingServer {
     const imported = await importStarlingSpool(spool, this.log)
     if (imported.queues > 0) this.log.info(imported, 'imported Starling journals')
     const replay = await this.collection.load()
-    this.log.info({ queues: replay.queues, items: replay.items, durationMs: replay.durationMs }, 'replay complete')
+    // what the loaded queues hold, once replay's garbage is collected (a restart should add nothing)
+    const { rss, heapUsed, arrayBuffers } = process.memoryUsage()
+    this.log.info(
+      { queues: replay.queues, items: replay.items, durationMs: replay.durationMs, gcMs: replay.gcMs, rssBytes: rss, heapUsedBytes: heapUsed, arrayBuffersBytes: arrayBuffers },
+      'replay complete',
+    )
     this.http?.markReady()
 
     // Plain TCP reads into one reused buffer (reusedReads.ts); TLS sockets keep 'data' events.

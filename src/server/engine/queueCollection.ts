@@ -14,6 +14,7 @@ import type { Consumer } from './consumer.js'
 import type { QueueItem } from './item.js'
 import { SortedNames } from './sortedNames.js'
 import { PersistentQueue, type ItemCallback, type MemoryGate, type QueueEvents } from './persistentQueue.js'
+import { collectGarbage } from './reclaim.js'
 
 /** Runs with the queue, or with null and the reason there is none. */
 type QueueOp = ((queue: PersistentQueue | null, err?: StarlingError) => void) & {
@@ -77,7 +78,7 @@ export class QueueCollection {
   }
 
   /** Replay every journal in the spool (and the queues named in config) before serving. */
-  async load(): Promise<{ queues: number; items: number; durationMs: number }> {
+  async load(): Promise<{ queues: number; items: number; durationMs: number; gcMs: number }> {
     const started = Date.now()
     const names = new Set(await this.journals.listQueues(this.config.queuePath))
     for (const name of Object.keys(this.config.queues)) names.add(name)
@@ -98,12 +99,16 @@ export class QueueCollection {
     // A queue whose journal came back empty and fileless (a delete cut short) is not kept.
     for (const name of list) if (!(name in this.config.queues)) this.reapIfBlank(name)
     this.names.list() // sort every name now, not in the first `stats` (which holds the event loop)
+    // Replay's read buffers are dead now, but an idle server may run no full GC for hours (reclaim.ts)
+    const gcStarted = performance.now()
+    if (list.length > 0) collectGarbage()
+    const gcMs = performance.now() - gcStarted
     if (this.config.maxQueues > 0 && this.slots.size > this.config.maxQueues) {
       this.log.warn({ queues: this.slots.size, maxQueues: this.config.maxQueues }, 'more queues in the spool than max_queues: all kept, no new ones until some are deleted')
     }
     this.sweepTimer = setInterval(() => this.sweep(), SWEEP_INTERVAL_MS)
     this.sweepTimer.unref()
-    return { queues: list.length, items, durationMs: Date.now() - started }
+    return { queues: list.length, items, durationMs: Date.now() - started, gcMs: Math.round(gcMs) }
   }
 
   /** Apply new settings (SIGHUP reload) to existing queues. */

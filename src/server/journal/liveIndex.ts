@@ -8,8 +8,9 @@
  *   increase across segments, so ranges of different segments never overlap) and a bitmap with
  *   one bit per seq of that range: set = the ADD is live (never REMOVEd). A seq never added (a
  *   failed write) is simply a 0 bit. 1 bit an item.
- * - counts: original ADDs, their record bytes, the common record size when they are all the same
- *   (replay then knows live bytes without re-reading), live originals.
+ * - counts: original ADDs, their record bytes, live originals, and the leading run: the seqs up
+ *   to which every record has the first one's size (all of them when the sizes are all the same:
+ *   replay then knows live bytes without re-reading).
  * - a checkpoint (seq, offset) every CHECKPOINT_EVERY original ADDs, so read-behind can start
  *   reading near any seq (16 bytes / 256 items).
  * Whole journal:
@@ -18,8 +19,10 @@
  *   that are at most 1/8 live), so an entry each is fine.
  * - `KnownSizes`: (seq, record size) of live items in the MEMORY region (items the engine holds:
  *   added while not reading behind, or handed out by replay/read-behind), so a REMOVE knows how
- *   many bytes it frees. The engine bounds that region by its memory budget; items on disk have no
- *   entry (a removal of one not yet read uses the segment's common/average record size).
+ *   many bytes it frees; only for originals outside their segment's leading run (the run knows
+ *   their size: 1M items of one size in memory cost no entry, not 12 MB). The engine bounds that
+ *   region by its memory budget; items on disk have no entry (a removal of one not yet read uses
+ *   the run's or the segment's average record size).
  *
  * Cost for items on disk: 1 bit + 16/256 bytes ≈ 0.19 bytes/item (bitmaps of the segment being
  * appended to may have up to 2x spare capacity until it is rotated).
@@ -68,8 +71,10 @@ export class SegmentLive {
   count = 0
   bytes = 0
   live = 0
-  /** Record size of every original ADD if they are all equal; 0 = none yet, -1 = mixed. */
-  uniform = 0
+  // The leading run: every original ADD with a seq up to runLast has record size runSize (-1: none
+  // yet). Such an item's size needs no KnownSizes entry (12 bytes an item in memory).
+  private runSize = 0
+  private runLast = -1
   // Checkpoints: the first inline, the rest (seq, offset) pairs in `cps` (a segment of fewer than
   // CHECKPOINT_EVERY items has one, and no array).
   private cp0Seq = 0
@@ -96,12 +101,27 @@ export class SegmentLive {
     }
     if (this.sinceCp === 0) this.addCheckpoint(seq, off)
     this.sinceCp = (this.sinceCp + 1) % CHECKPOINT_EVERY
+    if (this.last < 0) {
+      this.runSize = size
+      this.runLast = seq
+    } else if (this.runLast === this.last && size === this.runSize) {
+      this.runLast = seq
+    }
     this.last = seq
     this.count++
     this.bytes += size
     this.live++
-    if (this.uniform === 0) this.uniform = size
-    else if (this.uniform !== size) this.uniform = -1
+  }
+
+  /** Record size of every original ADD if they are all equal; 0 = none yet, -1 = mixed. */
+  get uniform(): number {
+    if (this.last < 0) return 0
+    return this.runLast === this.last ? this.runSize : -1
+  }
+
+  /** The record size of original `seq` if it is in the leading run (all one size), else 0. */
+  runSizeOf(seq: number): number {
+    return seq >= this.first && seq <= this.runLast ? this.runSize : 0
   }
 
   private addCheckpoint(seq: number, off: number): void {

@@ -103,6 +103,11 @@ export class FileQueueJournal implements QueueJournal {
     return this.list.liveItems
   }
 
+  /** Record bytes of the live items, as the segments count them (tests, diagnostics). */
+  get liveBytes(): number {
+    return this.list.liveBytes
+  }
+
   /** Live items held as carried-forward copies (tests, diagnostics). */
   get carriedItems(): number {
     return this.list.carried.size
@@ -140,8 +145,9 @@ export class FileQueueJournal implements QueueJournal {
     const off = list.current.size + this.batch.length
     const size = this.batch.appendAdd(item, onWritten, onDurable)
     list.addOriginal(item.seq, off, size)
-    // not reading behind: the engine keeps this item in memory
-    if (list.behind?.isActive !== true) list.knownSizes.push(item.seq, size)
+    // not reading behind: the engine keeps this item in memory (its size is known without an
+    // entry while its segment's records are all one size)
+    if (list.behind?.isActive !== true && list.current.live.runSizeOf(item.seq) === 0) list.knownSizes.push(item.seq, size)
     this.schedule()
   }
 

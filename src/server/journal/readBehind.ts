@@ -67,7 +67,9 @@ export class ReadBehind {
     const sink = new ItemList()
     const items = sink.items
     let memBytes = 0
-    for (;;) {
+    // budget 0 (the engine reads its items in itself, packed): no read here, whose chunk (up to
+    // 4 MiB, read from disk) the engine's first refill would allocate and read again
+    while (memoryBudgetBytes > 0) {
       const next = this.peekNext(Number.MAX_SAFE_INTEGER)
       if (next === undefined) break
       const dataLen = next.size - RECORD_PREFIX_BYTES - ADD_FIXED_LENGTH
@@ -195,18 +197,21 @@ export class ReadBehind {
     this.readFrom = next.seq + 1
     let buf: Buffer | undefined
     let at = 0
+    // a size REMOVE will need (SegmentList.forget), unless the carried entry or the run knows it
+    let sizeKnown = next.carried
     if (next.carried) {
       buf = this.readCarried(next.seq)
     } else {
       buf = this.recBuf
       at = this.recAt
       this.cursorOff += this.recSize
+      sizeKnown = this.cursorSeg!.live.runSizeOf(next.seq) > 0
     }
     if (buf === undefined) return -1
     const dataLen = buf.readUInt32LE(at) - ADD_FIXED_LENGTH
     const dataStart = at + RECORD_PREFIX_BYTES + ADD_FIXED_LENGTH
     sink.push(readU64(buf, at + 9), buf.readUInt32LE(at + 17), buf.readDoubleLE(at + 21), buf.readDoubleLE(at + 29), buf, dataStart, dataStart + dataLen)
-    this.list.knownSizes.push(next.seq, addRecordSize(dataLen))
+    if (!sizeKnown) this.list.knownSizes.push(next.seq, addRecordSize(dataLen))
     return dataLen
   }
 

@@ -340,7 +340,9 @@ export function replaySegments(dir: string, encoded: string, queue: string, logg
   }
   if (b.unknown > 0) logger.warn({ queue, records: b.unknown }, 'journal records with unknown opcodes skipped')
 
+  // the scan chunk is free again: a re-read of a partly consumed segment reads into it
   const reader = new ChunkReader()
+  if (chunk.buf.length > 0) reader.adopt(chunk.buf)
   for (const seg of segments) {
     seg.liveBytes += originalLiveBytes(seg, reader)
     seg.live.trim()

@@ -234,6 +234,12 @@ export class ChunkReader {
     this.length = buf.length
   }
 
+  /** Read into `buf` from now on (a buffer its owner is done with); nothing cached yet. */
+  adopt(buf: Buffer): void {
+    this.invalidate()
+    this.buf = buf
+  }
+
   /** Forget the chunk and give its memory back. */
   release(): void {
     this.invalidate()

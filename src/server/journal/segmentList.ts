@@ -123,7 +123,7 @@ export class SegmentList {
     if (seg === undefined || !seg.live.kill(seq)) return
     const live = seg.live
     const size =
-      exactSize > 0 ? exactSize : knownSize > 0 ? knownSize : live.uniform > 0 ? live.uniform : live.count > 0 ? Math.round(live.bytes / live.count) : 0
+      exactSize > 0 ? exactSize : knownSize > 0 ? knownSize : live.runSizeOf(seq) || (live.count > 0 ? Math.round(live.bytes / live.count) : 0)
     seg.liveCount--
     seg.liveBytes = seg.liveCount === 0 ? 0 : Math.max(0, seg.liveBytes - size)
   }

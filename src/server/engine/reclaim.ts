@@ -1,0 +1,40 @@
+/**
+ * One full garbage collection on request, to give memory back to the OS after a burst of garbage
+ * that V8 would otherwise keep for a long time. Replay and the first read of each queue's items
+ * allocate big read buffers (4 MiB chunks) that are dropped when the queue is loaded; V8 frees an
+ * ArrayBuffer only when a GC finds it dead, and external memory that small never triggers one, so
+ * after a restart the server kept ~10 MiB of dead buffers (and the old-space pages replay grew)
+ * for as long as it ran idle.
+ *
+ * `gc` is not exposed without --expose-gc: the flag is set at run time and the function taken from
+ * a fresh context (it is exposed to contexts made after the flag is set). Never on a hot path: a
+ * full GC holds the event loop for as long as it marks the live heap.
+ */
+import v8 from 'node:v8'
+import vm from 'node:vm'
+
+let gcFn: (() => void) | null | undefined
+
+function gcFunction(): (() => void) | null {
+  if (gcFn !== undefined) return gcFn
+  const own = (globalThis as { gc?: () => void }).gc
+  if (typeof own === 'function') return (gcFn = own)
+  try {
+    v8.setFlagsFromString('--expose-gc')
+    const fn: unknown = vm.runInNewContext('gc')
+    gcFn = typeof fn === 'function' ? (fn as () => void) : null
+  } catch {
+    gcFn = null
+  } finally {
+    v8.setFlagsFromString('--no-expose-gc') // contexts made later (vm users) get no `gc`
+  }
+  return gcFn
+}
+
+/** Run one full GC now; false if the runtime offers none. */
+export function collectGarbage(): boolean {
+  const gc = gcFunction()
+  if (gc === null) return false
+  gc()
+  return true
+}
