@@ -67,7 +67,7 @@ export class SegmentLive {
   /** Original ADDs (not counting failed writes), their record bytes, and live ones. */
   count = 0
   bytes = 0
-  live = 0
+  liveOriginals = 0
   /** Record size of every original ADD if they are all equal; 0 = none yet, -1 = mixed. */
   uniform = 0
   // Checkpoints: the first inline, the rest (seq, offset) pairs in `cps` (a segment of fewer than
@@ -99,7 +99,7 @@ export class SegmentLive {
     this.last = seq
     this.count++
     this.bytes += size
-    this.live++
+    this.liveOriginals++
     if (this.uniform === 0) this.uniform = size
     else if (this.uniform !== size) this.uniform = -1
   }
@@ -142,7 +142,7 @@ export class SegmentLive {
     const k = seq - this.first
     if (this.bits.length === 0) this.low &= ~(1 << k)
     else this.bits[k >>> 3]! &= ~(1 << (k & 7))
-    this.live--
+    this.liveOriginals--
     return true
   }
 
@@ -154,7 +154,7 @@ export class SegmentLive {
 
   /** The first live original seq, or -1. */
   firstLive(): number {
-    if (this.live === 0) return -1
+    if (this.liveOriginals === 0) return -1
     if (this.bits.length === 0) return this.low === 0 ? -1 : this.first + 31 - Math.clz32(this.low & -this.low)
     const n = this.bits.length
     let i = this.zeroBefore
