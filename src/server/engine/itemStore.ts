@@ -53,8 +53,10 @@ const MAX_CHUNK = 256 * 1024
 const POOLED_CHUNK = 4096
 /** A chunk at most this big is kept for reuse when the store empties (a shallow, busy queue). */
 const KEEP_CHUNK = 4096
-/** An empty store's chunk list: shared, never written (an idle queue holds no array). */
-const NO_CHUNKS: readonly Buffer[] = []
+/** An empty store's first chunk: shared, never written (length 0: every push adds a chunk first). */
+const NO_CHUNK: Buffer = Buffer.alloc(0)
+/** The later chunks of a store of one chunk: shared and frozen (most queues hold no array). */
+const NO_MORE: Buffer[] = Object.freeze([]) as unknown as Buffer[]
 /**
  * Full-size chunks released, kept for the next one needed, by any queue (at most 8 MiB): a
  * draining queue frees chunks as fast as read-behind or new sets need them, and malloc'd blocks of
@@ -73,10 +75,14 @@ function releaseChunk(c: Buffer): void {
 }
 
 export class ItemStore {
-  /** chunks[0] holds the head record; the last chunk is written at `tail`. */
-  private chunks = NO_CHUNKS as Buffer[]
   /**
-   * chunks[0] is [firstStart, firstEnd) of its buffer: a small first chunk is a region of a shared
+   * The chunks: `first` holds the head record, `more` the later ones (chunk i >= 1 is more[i - 1]);
+   * the last chunk is written at `tail`. A store of one chunk (most queues) holds no array.
+   */
+  private first: Buffer = NO_CHUNK
+  private more = NO_MORE
+  /**
+   * `first` is [firstStart, firstEnd) of its buffer: a small first chunk is a region of a shared
    * slab (chunkSlab.ts: no Buffer object of its own), any other chunk a whole buffer (0, length).
    * `head` and `tail` are offsets in their buffers, so a slab region needs no other field.
    */
@@ -110,12 +116,13 @@ export class ItemStore {
   /** Append an item whose payload is src[start, srcEnd) (copied: src may be reused afterwards). */
   push(seq: number, flags: number, expiresAt: number, addedAt: number, src: Buffer, start: number, srcEnd: number): void {
     const len = srcEnd - start
-    const last = this.chunks.length - 1
-    let c = this.chunks[last]
-    let end = last === 0 ? this.firstEnd : c === undefined ? 0 : c.length
-    if (c === undefined || end - this.tail < ITEM_HEADER_BYTES) {
+    const more = this.more
+    let c = more.length === 0 ? this.first : more[more.length - 1]!
+    let end = more.length === 0 ? this.firstEnd : c.length
+    // (an empty store: first is NO_CHUNK, firstEnd and tail 0)
+    if (end - this.tail < ITEM_HEADER_BYTES) {
       c = this.addChunk(ITEM_HEADER_BYTES + len)
-      end = this.chunks.length === 1 ? this.firstEnd : c.length
+      end = this.more.length === 0 ? this.firstEnd : c.length
     }
     let at = this.tail
     if (this.n === 0) this.era = Math.round((addedAt - TIME_ORIGIN) / ERA_MS)
@@ -157,8 +164,7 @@ export class ItemStore {
 
   /** A new last chunk with room for `need` bytes if a chunk may be that big. */
   private addChunk(need: number): Buffer {
-    const n = this.chunks.length
-    if (n === 0) {
+    if (this.first === NO_CHUNK) {
       // the first chunk fits the first item (a queue of one 64 B item: 96 B, not 256), from a slab if small
       const size = Math.min(MAX_CHUNK, need)
       let c: Buffer
@@ -170,13 +176,15 @@ export class ItemStore {
         c = newChunk(size)
       }
       this.firstEnd = this.firstStart + size
-      this.chunks = [c]
+      this.first = c
       this.head = this.tail = this.firstStart // the store is empty
       return c
     }
-    const lastSize = n === 1 ? this.firstEnd - this.firstStart : this.chunks[n - 1]!.length
+    const more = this.more
+    const lastSize = more.length === 0 ? this.firstEnd - this.firstStart : more[more.length - 1]!.length
     const c = newChunk(Math.min(MAX_CHUNK, Math.max(MIN_CHUNK, lastSize * 2, need)))
-    this.chunks.push(c)
+    if (more === NO_MORE) this.more = [c]
+    else more.push(c)
     this.tail = 0
     return c
   }
@@ -187,25 +195,25 @@ export class ItemStore {
 
   // The head item's fields (only when count > 0).
   private get headCompact(): boolean {
-    return (this.chunks[0]!.readUInt32LE(this.head) & COMPACT) !== 0
+    return (this.first.readUInt32LE(this.head) & COMPACT) !== 0
   }
 
   get headSeq(): number {
-    const c = this.chunks[0]!
+    const c = this.first
     return this.headCompact ? this.lastReadSeq + c.readUInt32LE(this.head + 4) : c.readDoubleLE(this.head + 8)
   }
 
   get headExpiresAt(): number {
-    return this.headCompact ? 0 : this.chunks[0]!.readDoubleLE(this.head + 16)
+    return this.headCompact ? 0 : this.first.readDoubleLE(this.head + 16)
   }
 
   get headAddedAt(): number {
-    const c = this.chunks[0]!
+    const c = this.first
     return this.headCompact ? this.baseTime + c.readInt32LE(this.head + 12) : c.readDoubleLE(this.head + 24)
   }
 
   get headLength(): number {
-    return (this.chunks[0]!.readUInt32LE(this.head) & ~COMPACT) >>> 0
+    return (this.first.readUInt32LE(this.head) & ~COMPACT) >>> 0
   }
 
   /** The head item as an object, its payload copied out; `remove` also takes it off the store. */
@@ -219,7 +227,7 @@ export class ItemStore {
   }
 
   private read(remove: boolean, frame?: ReplyFrame): QueueItem {
-    let c = this.chunks[0]!
+    let c = this.first
     let at = this.head
     const word = c.readUInt32LE(at)
     const len = (word & ~COMPACT) >>> 0
@@ -252,7 +260,7 @@ export class ItemStore {
     let end = this.firstEnd
     while (got < len) {
       if (at === end) {
-        c = this.chunks[++ci]!
+        c = this.more[ci++]! // chunk ci + 1
         at = 0
         end = c.length
       }
@@ -269,7 +277,7 @@ export class ItemStore {
     return new NewItem(seq, flags, expiresAt, addedAt, data, framed)
   }
 
-  /** The head record ended at chunks[ci][at]: release the chunks passed, skip a chunk's tail. */
+  /** The head record ended at chunk ci (0: first), offset `at`: release the chunks passed, skip a chunk's tail. */
   private advance(ci: number, at: number, len: number): void {
     this.n--
     this.payload -= len
@@ -278,46 +286,54 @@ export class ItemStore {
       // slice and array cost ~1.2 µs more), give the rest back
       this.lastPushedSeq = 0
       this.lastReadSeq = 0
-      const n = this.chunks.length
-      const last = this.chunks[n - 1]!
-      const keep = (n === 1 ? this.firstEnd - this.firstStart : last.length) <= KEEP_CHUNK
-      if (n > 1 || !keep) {
-        for (const c of this.chunks) if (c !== last || !keep) releaseChunk(c)
+      const more = this.more
+      const last = more.length === 0 ? this.first : more[more.length - 1]!
+      const keep = (more.length === 0 ? this.firstEnd - this.firstStart : last.length) <= KEEP_CHUNK
+      if (more.length > 0 || !keep) {
+        if (this.first !== last || !keep) releaseChunk(this.first)
+        for (const c of more) if (c !== last || !keep) releaseChunk(c)
         if (keep) this.keepOnly(last)
         else this.dropChunks()
       }
       this.head = this.tail = this.firstStart
       return
     }
-    if ((ci === 0 ? this.firstEnd : this.chunks[ci]!.length) - at < ITEM_HEADER_BYTES) {
+    if ((ci === 0 ? this.firstEnd : this.more[ci - 1]!.length) - at < ITEM_HEADER_BYTES) {
       ci++
       at = 0
     }
     if (ci > 0) {
-      for (let i = 0; i < ci; i++) releaseChunk(this.chunks[i]!)
-      this.chunks.splice(0, ci)
-      // chunks[0] is now a later chunk: a whole buffer
+      // chunk ci (a later chunk: a whole buffer) becomes the first
+      releaseChunk(this.first)
+      const more = this.more
+      for (let i = 0; i < ci - 1; i++) releaseChunk(more[i]!)
+      this.first = more[ci - 1]!
+      if (ci === more.length) this.more = NO_MORE
+      else more.splice(0, ci)
       this.firstStart = 0
-      this.firstEnd = this.chunks[0]!.length
+      this.firstEnd = this.first.length
     }
     this.head = at
   }
 
   private dropChunks(): void {
-    this.chunks = NO_CHUNKS as Buffer[]
+    this.first = NO_CHUNK
+    this.more = NO_MORE
     this.firstStart = this.firstEnd = 0
   }
 
   /** The store keeps `c` (a later chunk, a whole buffer) as its only chunk. */
   private keepOnly(c: Buffer): void {
-    this.chunks = [c]
+    this.first = c
+    this.more = NO_MORE
     this.firstStart = 0
     this.firstEnd = c.length
   }
 
   /** Drop everything. */
   clear(): void {
-    for (const c of this.chunks) releaseChunk(c)
+    releaseChunk(this.first)
+    for (const c of this.more) releaseChunk(c)
     this.dropChunks()
     this.head = 0
     this.tail = 0
@@ -330,8 +346,8 @@ export class ItemStore {
 
   /** Bytes of chunks held (tests, diagnostics). */
   get chunkBytes(): number {
-    let b = this.chunks.length > 0 ? this.firstEnd - this.firstStart : 0
-    for (let i = 1; i < this.chunks.length; i++) b += this.chunks[i]!.length
+    let b = this.firstEnd - this.firstStart
+    for (const c of this.more) b += c.length
     return b
   }
 }
