@@ -138,7 +138,7 @@ export class Compaction {
       flags: 0,
       failpoints: ['rotate:after-tmp-write', 'rotate:after-rename'],
     })
-    this.list.push(seg)
+    this.list.pushSegment(seg)
     old.live.trim()
     this.rotationCount++
     failpoint('rotate:after-switch')
