@@ -89,7 +89,7 @@ async function churn(spool: string, config: string): Promise<void> {
   const result = { queues: N, itemBytes: SIZE, stored, deleted, filesLeft: files, rssStartMiB: Math.round(rss0), rssFullMiB: Math.round(rssFull), rssJustDeletedMiB: Math.round(rssDeleted), rssSettledMiB: Math.round(rssSettled), rssAboveStartMiB: Math.round(rssSettled - rss0), within20MiBAfterMs: Math.round(within20Ms) }
   process.stderr.write(
     `churn ${N} queues x ${SIZE} B: RSS ${result.rssStartMiB} -> ${result.rssFullMiB} MiB full (${Math.round(((rssFull - rss0) * 1048576) / N)} B a queue), ` +
-      `${result.rssJustDeletedMiB} just after the deletes, ${result.rssSettledMiB} within 30 s (+${result.rssAboveStartMiB}); ${stored} stored, ${deleted} deleted, ${files} files left\n`,
+      `${result.rssJustDeletedMiB} just after the deletes, ${result.rssSettledMiB} within 30 s (+${result.rssAboveStartMiB}; within 20 MiB of the start after ${result.within20MiBAfterMs} ms); ${stored} stored, ${deleted} deleted, ${files} files left\n`,
   )
   process.stdout.write(JSON.stringify(result) + '\n')
 }
