@@ -54,14 +54,20 @@ async function start(spool: string, config: string): Promise<Server> {
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms))
 
-/** The lowest RSS (MiB) over `seconds` (V8 gives pages back after its idle-time GCs). */
-async function settledRss(pid: number, seconds: number): Promise<number> {
+/**
+ * The lowest RSS (MiB) over `seconds` (the server's reclaim or V8's idle-time GCs give pages back),
+ * and how long after the call RSS first came within 20 MiB of `start` (NaN: it did not).
+ */
+async function settledRss(pid: number, seconds: number, start = NaN): Promise<{ rss: number; within20Ms: number }> {
+  const t0 = performance.now()
   let rss = memoryMiB(pid).rss
-  for (let i = 0; i < seconds; i++) {
-    await sleep(1000)
+  let within20Ms = rss <= start + 20 ? 0 : NaN
+  for (let i = 0; i < seconds * 4; i++) {
+    await sleep(250)
     rss = Math.min(rss, memoryMiB(pid).rss)
+    if (Number.isNaN(within20Ms) && rss <= start + 20) within20Ms = performance.now() - t0
   }
-  return rss
+  return { rss, within20Ms }
 }
 
 /** Target 5 alone: create N queues of one item, delete them all, RSS against the start's. */
@@ -75,15 +81,15 @@ async function churn(spool: string, config: string): Promise<void> {
   const rssFull = memoryMiB(s.proc.pid!).rss
   const deleted = (await each(p, 0, N, (i) => `delete ${name(i)}\r\n`, isReply)).filter((l) => l === 'DELETED').length
   const rssDeleted = memoryMiB(s.proc.pid!).rss
-  const rssSettled = await settledRss(s.proc.pid!, 30)
+  const { rss: rssSettled, within20Ms } = await settledRss(s.proc.pid!, 30, rss0)
   const files = readdirSync(spool).filter((f) => !f.startsWith('.')).length
   p.close()
   await stop(s)
   if (!KEEP) rmSync(spool, { recursive: true, force: true })
-  const result = { queues: N, itemBytes: SIZE, stored, deleted, filesLeft: files, rssStartMiB: Math.round(rss0), rssFullMiB: Math.round(rssFull), rssJustDeletedMiB: Math.round(rssDeleted), rssSettledMiB: Math.round(rssSettled), rssAboveStartMiB: Math.round(rssSettled - rss0) }
+  const result = { queues: N, itemBytes: SIZE, stored, deleted, filesLeft: files, rssStartMiB: Math.round(rss0), rssFullMiB: Math.round(rssFull), rssJustDeletedMiB: Math.round(rssDeleted), rssSettledMiB: Math.round(rssSettled), rssAboveStartMiB: Math.round(rssSettled - rss0), within20MiBAfterMs: Math.round(within20Ms) }
   process.stderr.write(
     `churn ${N} queues x ${SIZE} B: RSS ${result.rssStartMiB} -> ${result.rssFullMiB} MiB full (${Math.round(((rssFull - rss0) * 1048576) / N)} B a queue), ` +
-      `${result.rssJustDeletedMiB} just after the deletes, ${result.rssSettledMiB} within 30 s (+${result.rssAboveStartMiB}); ${stored} stored, ${deleted} deleted, ${files} files left\n`,
+      `${result.rssJustDeletedMiB} just after the deletes, ${result.rssSettledMiB} within 30 s (+${result.rssAboveStartMiB}; within 20 MiB of the start after ${result.within20MiBAfterMs} ms); ${stored} stored, ${deleted} deleted, ${files} files left\n`,
   )
   process.stdout.write(JSON.stringify(result) + '\n')
 }
@@ -223,9 +229,9 @@ async function main(): Promise<void> {
   t0 = performance.now()
   const deleted = (await each(p, 0, N, (i) => `delete ${name(i)}\r\n`, isReply)).filter((l) => l === 'DELETED').length
   const deleteMs = performance.now() - t0
-  // V8 gives freed pages back after its next major GCs (its memory reducer runs once the process
-  // is idle): the lowest RSS within 30 s
-  const rssAfterDelete = await settledRss(s.proc.pid!, 30)
+  // Freed pages go back after a major GC (the server's reclaim once the deletes go quiet, or V8's
+  // memory reducer): the lowest RSS within 30 s, and when it came within 20 MiB of the start
+  const { rss: rssAfterDelete, within20Ms } = await settledRss(s.proc.pid!, 30, rss0)
   const filesAfterDelete = readdirSync(spool).filter((f) => !f.startsWith('.')).length
   p.close()
   await stop(s)
@@ -259,6 +265,7 @@ async function main(): Promise<void> {
     deleteMs: Math.round(deleteMs),
     rssBeforeDeleteMiB: Math.round(rssBeforeDelete),
     rssAfterDeleteMiB: Math.round(rssAfterDelete),
+    within20MiBAfterMs: Math.round(within20Ms),
     filesAfterDelete,
   }
   process.stderr.write(
@@ -266,6 +273,7 @@ async function main(): Promise<void> {
       `${result.bytesPerQueue} B RSS/queue (${result.rssStartMiB} -> ${result.rssFullMiB} MiB), stats ${result.statsMs} ms (${queueStats} queues; ` +
       `concurrent get p99 ${result.statsGetP99Ms} ms, max ${result.statsGetMaxMs} ms over ${getMs.length}), ` +
       `shutdown ${result.shutdownMs} ms, restart ${result.restartMs} ms, ${back}/${N} items back, delete ${result.deleteMs} ms, RSS after delete ${result.rssAfterDeleteMiB} MiB ` +
+      `(within 20 MiB of the start after ${result.within20MiBAfterMs} ms) ` +
       `(before ${result.rssBeforeDeleteMiB}), ${filesAfterDelete} files left, ${errors} errors\n`,
   )
   process.stdout.write(JSON.stringify(result) + '\n')

@@ -99,6 +99,8 @@ export interface ServerConfig {
   maxQueues: number
   /** Journal files kept open at once (an LRU; the others are reopened on demand). */
   maxOpenJournals: number
+  /** Deleted queues after which, once deletes go quiet, a full GC gives memory back; 0 = never. */
+  reclaimAfterDeletes: number
   enableFlushAll: boolean
   enableShutdown: boolean
   queueDefaults: QueueSettings
@@ -155,6 +157,7 @@ export function defaultConfig(): ServerConfig {
     maxMemoryTotal: 512 * MiB,
     maxQueues: 250_000,
     maxOpenJournals: defaultMaxOpenJournals(),
+    reclaimAfterDeletes: 1000,
     enableFlushAll: false,
     enableShutdown: false,
     queueDefaults: { ...DEFAULT_QUEUE_SETTINGS },
@@ -164,6 +167,10 @@ export function defaultConfig(): ServerConfig {
     http: null,
   }
 }
+
+/** memoryReclaim.ts: a burst of deletes is over after this long without one; one reclaim at most this often. */
+export const RECLAIM_IDLE_MS = 1500
+export const RECLAIM_MIN_INTERVAL_MS = 10_000
 
 /** The pid file used when daemonizing without -P (Starling's default). */
 export const DEFAULT_DAEMON_PID_FILE = '/var/run/starling.pid'
@@ -351,6 +358,7 @@ const SERVER_KEYS: Record<string, (key: string, v: unknown, c: ServerConfig) => 
   max_memory_total: (k, v, c) => (c.maxMemoryTotal = size(k, v)),
   max_queues: (k, v, c) => (c.maxQueues = int(k, v, 0)),
   max_open_journals: (k, v, c) => (c.maxOpenJournals = int(k, v, MIN_OPEN_JOURNALS)),
+  reclaim_after_deletes: (k, v, c) => (c.reclaimAfterDeletes = int(k, v, 0)),
   enable_flush_all: (k, v, c) => (c.enableFlushAll = bool(k, v)),
   enable_shutdown: (k, v, c) => (c.enableShutdown = bool(k, v)),
   auth: (_k, v, c) => (c.auth = parseAuth(section(v))),

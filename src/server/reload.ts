@@ -18,6 +18,7 @@ const APPLIED_ON_RELOAD = new Set<string>([
   'maxPendingReplies',
   'maxConnections',
   'timeoutSec',
+  'reclaimAfterDeletes',
 ])
 
 /** The YAML name of a ServerConfig field, for the log. */

@@ -7,7 +7,7 @@ import { readFileSync } from 'node:fs'
 import { createServer, type Server, type Socket, type AddressInfo } from 'node:net'
 import { createServer as createTlsServer, type Server as TlsServer } from 'node:tls'
 import { ConfigError } from './errors.js'
-import type { ServerConfig, TlsConfig } from './config.js'
+import { RECLAIM_IDLE_MS, RECLAIM_MIN_INTERVAL_MS, type ServerConfig, type TlsConfig } from './config.js'
 import { Connection } from './connection.js'
 import { adoptWithReusedReads } from './reusedReads.js'
 import { Dispatcher } from './dispatcher.js'
@@ -16,6 +16,7 @@ import { QueueCollection } from './engine/queueCollection.js'
 import type { HttpGateway } from './http/gateway.js'
 import { createJournalFactory, importStarlingSpool } from './journal/index.js'
 import type { Logger } from './logger.js'
+import { MemoryReclaimer, type ReclaimSettings } from './memoryReclaim.js'
 import type { ServerCounters } from './stats.js'
 import { prepareSpool } from './spoolDir.js'
 import { SpoolLock } from './spoolLock.js'
@@ -46,6 +47,8 @@ export class StarlingServer {
   private http: HttpGateway | null = null
   private stopping: Promise<void> | null = null
   private lock: SpoolLock | null = null
+  /** Gives deleted queues' memory back to the OS (memoryReclaim.ts). */
+  private readonly reclaimer: MemoryReclaimer
 
   constructor(
     private config: ServerConfig,
@@ -54,6 +57,8 @@ export class StarlingServer {
   ) {
     const journals = createJournalFactory({ logger: log, maxOpenJournals: config.maxOpenJournals })
     this.collection = new QueueCollection(config, journals, log)
+    const reclaimer = (this.reclaimer = new MemoryReclaimer(reclaimSettings(config), () => this.collection.size, log))
+    this.collection.onQueueDeleted = () => reclaimer.queueDeleted()
     this.inputBudget = new InputBudget(config.maxInputBytes)
     this.dispatcher = new Dispatcher({
       collection: this.collection,
@@ -63,6 +68,7 @@ export class StarlingServer {
         collection: this.collection,
         journal: () => journals.stats(),
         input: this.inputBudget,
+        reclaimer,
       },
       version: VERSION,
       auth: config.auth,
@@ -167,6 +173,7 @@ export class StarlingServer {
   reload(config: ServerConfig): void {
     this.config = { ...config, queuePath: this.config.queuePath }
     this.collection.reconfigure(this.config)
+    this.reclaimer.reconfigure(reclaimSettings(this.config))
     for (const listener of [this.plain, this.secure]) if (listener) listener.maxConnections = this.config.maxConnections
   }
 
@@ -208,6 +215,7 @@ export class StarlingServer {
   }
 
   private async doStop(): Promise<void> {
+    this.reclaimer.stop()
     const closed = Promise.all([closeServer(this.plain), closeServer(this.secure), this.http?.close()])
     for (const conn of this.connections) conn.shutdown()
     // Blocked readers are woken empty-handed, pending writes are flushed and synced. A queue that
@@ -226,6 +234,10 @@ export class StarlingServer {
     this.lock?.release()
     if (failure) throw failure
   }
+}
+
+function reclaimSettings(config: ServerConfig): ReclaimSettings {
+  return { afterDeletes: config.reclaimAfterDeletes, idleMs: RECLAIM_IDLE_MS, minIntervalMs: RECLAIM_MIN_INTERVAL_MS }
 }
 
 function readTlsFiles(tls: TlsConfig): { cert: Buffer; key: Buffer; ca: Buffer | undefined } {

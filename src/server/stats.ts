@@ -29,6 +29,8 @@ export interface StatsSources {
   journal: () => JournalStats
   /** The input budget (protocol/inputBudget.ts): bytes held by half-received frames, refusals. */
   input?: { readonly used: number; readonly refusals: number }
+  /** The memory reclaimer (memoryReclaim.ts): full GCs run after bursts of queue deletes. */
+  reclaimer?: { readonly runs: number }
 }
 
 type Pairs = Array<[string, string]>
@@ -193,6 +195,7 @@ export function takeSnapshot(src: StatsSources): StatsSnapshot {
     ['mem_bytes', String(collection.memory.used)],
   ]
   if (src.input) tail.push(['input_bytes', String(src.input.used)], ['input_refused', String(src.input.refusals)])
+  if (src.reclaimer) tail.push(['memory_reclaims', String(src.reclaimer.runs)])
   return new StatsSnapshot(head, names, values, tail)
 }
 

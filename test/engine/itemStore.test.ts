@@ -108,6 +108,52 @@ t.test('a queue of one small item holds one chunk sized for it; an emptied store
   t.end()
 })
 
+t.test('small first chunks of many stores share slabs: interleaved, none overwrites another', (t) => {
+  // 300 stores (slabs of 8 KiB hold ~80 first chunks of 96 B): pushes, reads, empties, refills and
+  // clears interleaved at random; every item read back intact, in order, from its own store
+  const next = prng(17)
+  const stores = Array.from({ length: 300 }, () => new ItemStore())
+  const models: QueueItem[][] = stores.map(() => [])
+  let seq = 1
+  let checked = 0
+  for (let step = 0; step < 30_000; step++) {
+    const i = Math.floor(next() * stores.length)
+    const store = stores[i]!
+    const model = models[i]!
+    const r = next()
+    if (r < 0.5) {
+      // mostly first-chunk sizes (up to 480 B fits a slab region), now and then bigger
+      const len = next() < 0.9 ? Math.floor(next() * 481) : 481 + Math.floor(next() * 5000)
+      const it = item(seq++, len)
+      store.push(it.seq, it.flags, it.expiresAt, it.addedAt, it.data, 0, len)
+      model.push(it)
+    } else if (r < 0.97 && model.length > 0) {
+      const got = store.shift()
+      const want = model.shift()!
+      checked++
+      if (got.seq !== want.seq || got.flags !== want.flags || got.addedAt !== want.addedAt || !got.data.equals(want.data)) {
+        t.fail(`step ${step}: store ${i} gave seq ${got.seq}, want ${want.seq}`)
+        return t.end()
+      }
+    } else if (r >= 0.97) {
+      store.clear()
+      model.length = 0
+    }
+  }
+  for (let i = 0; i < stores.length; i++) {
+    for (const want of models[i]!) {
+      const got = stores[i]!.shift()
+      checked++
+      if (got.seq !== want.seq || !got.data.equals(want.data)) return t.fail(`store ${i}: seq ${got.seq}, want ${want.seq}`), t.end()
+    }
+  }
+  t.ok(checked > 10_000, `${checked} items read back intact from 300 interleaved stores`)
+  const one = new ItemStore()
+  one.push(1, 0, 0, 1.7e12, Buffer.alloc(64, 1), 0, 64)
+  t.equal(one.chunkBytes, FULL_HEADER_BYTES + 64, 'a slab region is sized to its first item')
+  t.end()
+})
+
 t.test('the deque: aborted reads go back in front, by seq; cost counts the per-item overhead', (t) => {
   const d = new ItemDeque()
   for (let s = 10; s < 15; s++) d.pushItem(item(s, 10, s === 12 ? 5e12 : 0))

@@ -29,7 +29,7 @@ t.test('SegmentLive: inline bits and checkpoint, then arrays, agree with a model
     for (let s = seqs[0]! - 2; s <= seq + 2; s++) if (live.has(s) !== model.has(s)) t.fail(`n=${n}: has(${s})`)
     const firstLive = model.size === 0 ? -1 : Math.min(...model.keys())
     t.equal(live.firstLive(), firstLive, `n=${n}: first live`)
-    t.equal(live.live, model.size, `n=${n}: live count`)
+    t.equal(live.liveOriginals, model.size, `n=${n}: live count`)
     const seek = (s: number): number => {
       let best = -1
       for (const [cs, co] of checkpoints) if (cs <= s) best = co

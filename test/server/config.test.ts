@@ -93,12 +93,19 @@ t.test('auth and tls sections', async (t) => {
   t.throws(() => apply({ tls: { port: 1, cert: 'c', key: 'k', colour: 'blue' } }), { message: 'unknown config key starling.tls.colour' })
 })
 
+t.test('reclaim_after_deletes: 1000 by default, 0 turns the reclaim off', async (t) => {
+  t.equal(defaultConfig().reclaimAfterDeletes, 1000)
+  t.equal(apply({ reclaim_after_deletes: 0 }).reclaimAfterDeletes, 0)
+  t.equal(apply({ reclaim_after_deletes: '5000' }).reclaimAfterDeletes, 5000)
+})
+
 t.test('anything wrong is a ConfigError naming the key', async (t) => {
   const cases: Array<[unknown, RegExp]> = [
     [{ starling: { colour: 'blue' } }, /^unknown config key starling\.colour$/],
     [{ other: {} }, /^unknown config key other \(settings live under starling:\)$/],
     [{ starling: { port: 70000 } }, /^config key starling\.port must be an integer from 0 to 65535$/],
     [{ starling: { port: 'http' } }, /^config key starling\.port must be an integer/],
+    [{ starling: { reclaim_after_deletes: -1 } }, /^config key starling\.reclaim_after_deletes must be an integer from 0 to/],
     [{ starling: { enable_shutdown: 'maybe' } }, /^config key starling\.enable_shutdown must be true or false$/],
     [{ starling: { log_level: 'loud' } }, /^config key starling\.log_level must be one of/],
     [{ starling: { queues: { q: { max_itemz: 1 } } } }, /^unknown config key starling\.queues\.q\.max_itemz$/],

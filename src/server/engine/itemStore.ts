@@ -13,12 +13,13 @@
  * doubled the cost of a set + get). Nothing outside holds a view of a chunk (items are copied
  * out), so chunks may be reused at once.
  */
+import { carve, currentSlab, SLAB_MAX_CHUNK } from './chunkSlab.js'
 import { NewItem, type QueueItem } from './item.js'
 import type { ReplyFrame } from './requests.js'
 
 /**
  * Two header forms. Compact (16 B), for the usual item (no exptime, seq within 2^32 of the one
- * before, added within ±24 days of the store's base time): u32 length | COMPACT, u32 seq delta,
+ * before, added within ±24 days of the store's base time, see ERA_MS): u32 length | COMPACT, u32 seq delta,
  * u32 flags, i32 addedAt - base. Full (32 B): u32 length, u32 flags, f64 seq, f64 expiresAt,
  * f64 addedAt. The seq delta is from the record before (0 before the first one).
  */
@@ -37,6 +38,13 @@ export const ITEM_SLACK_BYTES = 8
  */
 export const ITEM_OVERHEAD_BYTES = FULL_HEADER_BYTES + ITEM_SLACK_BYTES
 const I32_MAX = 0x7fffffff
+/**
+ * A store's base time is kept as an era: a small integer, where a time in ms is a number V8 boxes
+ * (16 B a queue). The base is within ERA_MS / 2 (6 days) of the first item's addedAt, so compact
+ * headers take items added within ±18 days of it.
+ */
+const TIME_ORIGIN = Date.now()
+const ERA_MS = 2 ** 30
 
 /** The second and later chunks are at least this big (the first one fits its first item). */
 const MIN_CHUNK = 256
@@ -45,8 +53,10 @@ const MAX_CHUNK = 256 * 1024
 const POOLED_CHUNK = 4096
 /** A chunk at most this big is kept for reuse when the store empties (a shallow, busy queue). */
 const KEEP_CHUNK = 4096
-/** An empty store's chunk list: shared, never written (an idle queue holds no array). */
-const NO_CHUNKS: readonly Buffer[] = []
+/** An empty store's first chunk: shared, never written (length 0: every push adds a chunk first). */
+const NO_CHUNK: Buffer = Buffer.alloc(0)
+/** The later chunks of a store of one chunk: shared and frozen (most queues hold no array). */
+const NO_MORE: Buffer[] = Object.freeze([]) as unknown as Buffer[]
 /**
  * Full-size chunks released, kept for the next one needed, by any queue (at most 8 MiB): a
  * draining queue frees chunks as fast as read-behind or new sets need them, and malloc'd blocks of
@@ -65,17 +75,29 @@ function releaseChunk(c: Buffer): void {
 }
 
 export class ItemStore {
-  /** chunks[0] holds the head record; the last chunk is written at `tail`. */
-  private chunks = NO_CHUNKS as Buffer[]
+  /**
+   * The chunks: `first` holds the head record, `more` the later ones (chunk i >= 1 is more[i - 1]);
+   * the last chunk is written at `tail`. A store of one chunk (most queues) holds no array.
+   */
+  private first: Buffer = NO_CHUNK
+  private more = NO_MORE
+  /**
+   * `first` is [firstStart, firstEnd) of its buffer: a small first chunk is a region of a shared
+   * slab (chunkSlab.ts: no Buffer object of its own), any other chunk a whole buffer (0, length).
+   * `head` and `tail` are offsets in their buffers, so a slab region needs no other field.
+   */
+  private firstStart = 0
+  private firstEnd = 0
   private head = 0
   private tail = 0
   private n = 0
   private payload = 0
   private overhead = 0
-  /** seq of the last record written / read (seq deltas), and the base of compact addedAt. */
+  /** seq of the last record written / read (seq deltas). */
   private lastPushedSeq = 0
   private lastReadSeq = 0
-  private baseTime = 0
+  /** The base of compact addedAt is TIME_ORIGIN + era * ERA_MS (see ERA_MS). */
+  private era = 0
 
   get count(): number {
     return this.n
@@ -91,13 +113,19 @@ export class ItemStore {
     return this.overhead
   }
 
-  /** Append an item whose payload is src[start, end) (copied: src may be reused afterwards). */
-  push(seq: number, flags: number, expiresAt: number, addedAt: number, src: Buffer, start: number, end: number): void {
-    const len = end - start
-    let c = this.chunks[this.chunks.length - 1]
-    if (c === undefined || c.length - this.tail < ITEM_HEADER_BYTES) c = this.addChunk(ITEM_HEADER_BYTES + len)
+  /** Append an item whose payload is src[start, srcEnd) (copied: src may be reused afterwards). */
+  push(seq: number, flags: number, expiresAt: number, addedAt: number, src: Buffer, start: number, srcEnd: number): void {
+    const len = srcEnd - start
+    const more = this.more
+    let c = more.length === 0 ? this.first : more[more.length - 1]!
+    let end = more.length === 0 ? this.firstEnd : c.length
+    // (an empty store: first is NO_CHUNK, firstEnd and tail 0)
+    if (end - this.tail < ITEM_HEADER_BYTES) {
+      c = this.addChunk(ITEM_HEADER_BYTES + len)
+      end = this.more.length === 0 ? this.firstEnd : c.length
+    }
     let at = this.tail
-    if (this.n === 0) this.baseTime = addedAt
+    if (this.n === 0) this.era = Math.round((addedAt - TIME_ORIGIN) / ERA_MS)
     const seqDelta = seq - this.lastPushedSeq
     const timeDelta = addedAt - this.baseTime
     if (expiresAt === 0 && seqDelta > 0 && seqDelta <= 0xffffffff && Number.isInteger(timeDelta) && timeDelta >= -I32_MAX && timeDelta <= I32_MAX && len < COMPACT) {
@@ -118,12 +146,13 @@ export class ItemStore {
     }
     this.lastPushedSeq = seq
     let from = start
-    while (from < end) {
-      if (at === c.length) {
-        c = this.addChunk(end - from)
+    while (from < srcEnd) {
+      if (at === end) {
+        c = this.addChunk(srcEnd - from)
         at = 0
+        end = c.length // a later chunk: a whole buffer
       }
-      const k = Math.min(end - from, c.length - at)
+      const k = Math.min(srcEnd - from, end - at)
       src.copy(c, at, from, from + k)
       at += k
       from += k
@@ -135,37 +164,56 @@ export class ItemStore {
 
   /** A new last chunk with room for `need` bytes if a chunk may be that big. */
   private addChunk(need: number): Buffer {
-    const last = this.chunks[this.chunks.length - 1]
-    // the first chunk fits the first item (a queue of one 64 B item: 96 B, not 256)
-    const size = Math.min(MAX_CHUNK, last === undefined ? need : Math.max(MIN_CHUNK, last.length * 2, need))
-    const c = newChunk(size)
-    if (this.chunks === NO_CHUNKS) this.chunks = [c]
-    else this.chunks.push(c)
+    if (this.first === NO_CHUNK) {
+      // the first chunk fits the first item (a queue of one 64 B item: 96 B, not 256), from a slab if small
+      const size = Math.min(MAX_CHUNK, need)
+      let c: Buffer
+      if (size <= SLAB_MAX_CHUNK) {
+        this.firstStart = carve(size)
+        c = currentSlab()
+      } else {
+        this.firstStart = 0
+        c = newChunk(size)
+      }
+      this.firstEnd = this.firstStart + size
+      this.first = c
+      this.head = this.tail = this.firstStart // the store is empty
+      return c
+    }
+    const more = this.more
+    const lastSize = more.length === 0 ? this.firstEnd - this.firstStart : more[more.length - 1]!.length
+    const c = newChunk(Math.min(MAX_CHUNK, Math.max(MIN_CHUNK, lastSize * 2, need)))
+    if (more === NO_MORE) this.more = [c]
+    else more.push(c)
     this.tail = 0
     return c
   }
 
+  private get baseTime(): number {
+    return TIME_ORIGIN + this.era * ERA_MS
+  }
+
   // The head item's fields (only when count > 0).
   private get headCompact(): boolean {
-    return (this.chunks[0]!.readUInt32LE(this.head) & COMPACT) !== 0
+    return (this.first.readUInt32LE(this.head) & COMPACT) !== 0
   }
 
   get headSeq(): number {
-    const c = this.chunks[0]!
+    const c = this.first
     return this.headCompact ? this.lastReadSeq + c.readUInt32LE(this.head + 4) : c.readDoubleLE(this.head + 8)
   }
 
   get headExpiresAt(): number {
-    return this.headCompact ? 0 : this.chunks[0]!.readDoubleLE(this.head + 16)
+    return this.headCompact ? 0 : this.first.readDoubleLE(this.head + 16)
   }
 
   get headAddedAt(): number {
-    const c = this.chunks[0]!
+    const c = this.first
     return this.headCompact ? this.baseTime + c.readInt32LE(this.head + 12) : c.readDoubleLE(this.head + 24)
   }
 
   get headLength(): number {
-    return (this.chunks[0]!.readUInt32LE(this.head) & ~COMPACT) >>> 0
+    return (this.first.readUInt32LE(this.head) & ~COMPACT) >>> 0
   }
 
   /** The head item as an object, its payload copied out; `remove` also takes it off the store. */
@@ -179,7 +227,7 @@ export class ItemStore {
   }
 
   private read(remove: boolean, frame?: ReplyFrame): QueueItem {
-    let c = this.chunks[0]!
+    let c = this.first
     let at = this.head
     const word = c.readUInt32LE(at)
     const len = (word & ~COMPACT) >>> 0
@@ -209,12 +257,14 @@ export class ItemStore {
     }
     let ci = 0
     let got = 0
+    let end = this.firstEnd
     while (got < len) {
-      if (at === c.length) {
-        c = this.chunks[++ci]!
+      if (at === end) {
+        c = this.more[ci++]! // chunk ci + 1
         at = 0
+        end = c.length
       }
-      const k = Math.min(len - got, c.length - at)
+      const k = Math.min(len - got, end - at)
       c.copy(data, got, at, at + k)
       got += k
       at += k
@@ -227,7 +277,7 @@ export class ItemStore {
     return new NewItem(seq, flags, expiresAt, addedAt, data, framed)
   }
 
-  /** The head record ended at chunks[ci][at]: release the chunks passed, skip a chunk's tail. */
+  /** The head record ended at chunk ci (0: first), offset `at`: release the chunks passed, skip a chunk's tail. */
   private advance(ci: number, at: number, len: number): void {
     this.n--
     this.payload -= len
@@ -236,29 +286,55 @@ export class ItemStore {
       // slice and array cost ~1.2 µs more), give the rest back
       this.lastPushedSeq = 0
       this.lastReadSeq = 0
-      const last = this.chunks[this.chunks.length - 1]!
-      const keep = last.length <= KEEP_CHUNK
-      if (this.chunks.length > 1 || !keep) {
-        for (const c of this.chunks) if (c !== last || !keep) releaseChunk(c)
-        this.chunks = keep ? [last] : (NO_CHUNKS as Buffer[])
+      const more = this.more
+      const last = more.length === 0 ? this.first : more[more.length - 1]!
+      const keep = (more.length === 0 ? this.firstEnd - this.firstStart : last.length) <= KEEP_CHUNK
+      if (more.length > 0 || !keep) {
+        if (this.first !== last || !keep) releaseChunk(this.first)
+        for (const c of more) if (c !== last || !keep) releaseChunk(c)
+        if (keep) this.keepOnly(last)
+        else this.dropChunks()
       }
-      this.head = 0
-      this.tail = 0
+      this.head = this.tail = this.firstStart
       return
     }
-    if (this.chunks[ci]!.length - at < ITEM_HEADER_BYTES) {
+    if ((ci === 0 ? this.firstEnd : this.more[ci - 1]!.length) - at < ITEM_HEADER_BYTES) {
       ci++
       at = 0
     }
-    for (let i = 0; i < ci; i++) releaseChunk(this.chunks[i]!)
-    if (ci > 0) this.chunks.splice(0, ci)
+    if (ci > 0) {
+      // chunk ci (a later chunk: a whole buffer) becomes the first
+      releaseChunk(this.first)
+      const more = this.more
+      for (let i = 0; i < ci - 1; i++) releaseChunk(more[i]!)
+      this.first = more[ci - 1]!
+      if (ci === more.length) this.more = NO_MORE
+      else more.splice(0, ci)
+      this.firstStart = 0
+      this.firstEnd = this.first.length
+    }
     this.head = at
+  }
+
+  private dropChunks(): void {
+    this.first = NO_CHUNK
+    this.more = NO_MORE
+    this.firstStart = this.firstEnd = 0
+  }
+
+  /** The store keeps `c` (a later chunk, a whole buffer) as its only chunk. */
+  private keepOnly(c: Buffer): void {
+    this.first = c
+    this.more = NO_MORE
+    this.firstStart = 0
+    this.firstEnd = c.length
   }
 
   /** Drop everything. */
   clear(): void {
-    for (const c of this.chunks) releaseChunk(c)
-    this.chunks = NO_CHUNKS as Buffer[]
+    releaseChunk(this.first)
+    for (const c of this.more) releaseChunk(c)
+    this.dropChunks()
     this.head = 0
     this.tail = 0
     this.n = 0
@@ -270,8 +346,8 @@ export class ItemStore {
 
   /** Bytes of chunks held (tests, diagnostics). */
   get chunkBytes(): number {
-    let b = 0
-    for (const c of this.chunks) b += c.length
+    let b = this.firstEnd - this.firstStart
+    for (const c of this.more) b += c.length
     return b
   }
 }

@@ -64,6 +64,8 @@ export class QueueCollection {
   private readonly events: QueueEvents
   private sweepTimer: NodeJS.Timeout | null = null
   private closing = false
+  /** Told of each deleted queue (the server's memory reclaimer; never on a set's or get's path). */
+  onQueueDeleted: () => void = () => {}
 
   constructor(
     private config: ServerConfig,
@@ -133,6 +135,11 @@ export class QueueCollection {
     }
   }
 
+  /** Queues known (loaded, loading or being deleted). */
+  get size(): number {
+    return this.slots.size
+  }
+
   /** A loaded queue, without creating it. */
   peekQueue(name: string): PersistentQueue | null {
     return this.slots.get(name)?.queue ?? null
@@ -194,6 +201,7 @@ export class QueueCollection {
         this.slots.delete(name)
         this.names.remove()
         this.forgetChild(name)
+        this.onQueueDeleted()
         const removed = queue.destroy()
         const settled = removed.catch(() => {}) // a failure is the delete's to report, not the next open's
         this.removing.set(name, settled)

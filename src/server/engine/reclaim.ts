@@ -13,16 +13,19 @@
 import v8 from 'node:v8'
 import vm from 'node:vm'
 
-let gcFn: (() => void) | null | undefined
+type GcFunction = () => void
 
-function gcFunction(): (() => void) | null {
+let gcFn: GcFunction | null | undefined
+
+/** V8's `gc()`, without a command-line flag (looked up once); null if this V8 refuses it. */
+export function exposedGc(): GcFunction | null {
   if (gcFn !== undefined) return gcFn
-  const own = (globalThis as { gc?: () => void }).gc
-  if (typeof own === 'function') return (gcFn = own)
+  const own = (globalThis as { gc?: unknown }).gc
+  if (typeof own === 'function') return (gcFn = own as GcFunction)
   try {
     v8.setFlagsFromString('--expose-gc')
     const fn: unknown = vm.runInNewContext('gc')
-    gcFn = typeof fn === 'function' ? (fn as () => void) : null
+    gcFn = typeof fn === 'function' ? (fn as GcFunction) : null
   } catch {
     gcFn = null
   } finally {
@@ -33,7 +36,7 @@ function gcFunction(): (() => void) | null {
 
 /** Run one full GC now; false if the runtime offers none. */
 export function collectGarbage(): boolean {
-  const gc = gcFunction()
+  const gc = exposedGc()
   if (gc === null) return false
   gc()
   return true

@@ -138,7 +138,7 @@ export class Compaction {
       flags: 0,
       failpoints: ['rotate:after-tmp-write', 'rotate:after-rename'],
     })
-    this.list.push(seg)
+    this.list.pushSegment(seg)
     old.live.trim()
     this.rotationCount++
     failpoint('rotate:after-switch')
@@ -187,7 +187,7 @@ export class Compaction {
     // found by reading the segment once from the checkpoint before the first live one.
     const picked: Array<{ seq: number; off: number; size: number }> = carried.inSegment(old.segno)
     const live = old.live
-    if (live.live > 0) {
+    if (live.liveOriginals > 0) {
       let found = 0
       let start = live.seek(live.firstLive())
       if (start < 0) start = old.headerLength
@@ -196,9 +196,9 @@ export class Compaction {
         const seq = readU64(buf, at + 9)
         if (!live.has(seq)) return true
         picked.push({ seq, off, size })
-        return ++found < live.live
+        return ++found < live.liveOriginals
       })
-      if (found < live.live) throw new Error(`carry-forward: found ${found} of ${live.live} live items in ${old.path}`)
+      if (found < live.liveOriginals) throw new Error(`carry-forward: found ${found} of ${live.liveOriginals} live items in ${old.path}`)
     }
     picked.sort((a, b) => a.seq - b.seq)
     let total = 0

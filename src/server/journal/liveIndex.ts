@@ -70,7 +70,7 @@ export class SegmentLive {
   /** Original ADDs (not counting failed writes), their record bytes, and live ones. */
   count = 0
   bytes = 0
-  live = 0
+  liveOriginals = 0
   // The leading run: every original ADD with a seq up to runLast has record size runSize (-1: none
   // yet). Such an item's size needs no KnownSizes entry (12 bytes an item in memory).
   private runSize = 0
@@ -110,7 +110,7 @@ export class SegmentLive {
     this.last = seq
     this.count++
     this.bytes += size
-    this.live++
+    this.liveOriginals++
   }
 
   /** Record size of every original ADD if they are all equal; 0 = none yet, -1 = mixed. */
@@ -162,7 +162,7 @@ export class SegmentLive {
     const k = seq - this.first
     if (this.bits.length === 0) this.low &= ~(1 << k)
     else this.bits[k >>> 3]! &= ~(1 << (k & 7))
-    this.live--
+    this.liveOriginals--
     return true
   }
 
@@ -174,7 +174,7 @@ export class SegmentLive {
 
   /** The first live original seq, or -1. */
   firstLive(): number {
-    if (this.live === 0) return -1
+    if (this.liveOriginals === 0) return -1
     if (this.bits.length === 0) return this.low === 0 ? -1 : this.first + 31 - Math.clz32(this.low & -this.low)
     const n = this.bits.length
     let i = this.zeroBefore

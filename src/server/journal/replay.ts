@@ -198,9 +198,9 @@ function scanSegment(fd: number, fileSize: number, start: number, seg: Segment, 
  */
 function originalLiveBytes(seg: Segment, reader: ChunkReader): number {
   const live = seg.live
-  if (live.live === 0) return 0
-  if (live.live === live.count) return live.bytes
-  if (live.uniform > 0) return live.live * live.uniform
+  if (live.liveOriginals === 0) return 0
+  if (live.liveOriginals === live.count) return live.bytes
+  if (live.uniform > 0) return live.liveOriginals * live.uniform
   let bytes = 0
   let off = live.seek(live.firstLive())
   if (off < 0) off = seg.headerLength

@@ -25,7 +25,7 @@ import { SegmentLive } from './liveIndex.js'
  * file is created (header written) when its fd is first needed, i.e. by the first write, so a queue
  * that is only read, or never written, has no file at all.
  */
-export class Segment implements CachedFile {
+export class Segment extends SegmentLive implements CachedFile {
   openFd = -1
   pins = 0
   closeWhenUnpinned = false
@@ -36,9 +36,6 @@ export class Segment implements CachedFile {
   /** Live ADD records in this segment (original and carried), and their record bytes. */
   liveCount = 0
   liveBytes = 0
-  /** Which of the segment's original ADDs are live (liveIndex.ts). */
-  live = new SegmentLive()
-
   constructor(
     readonly segno: number,
     readonly path: string,
@@ -48,7 +45,17 @@ export class Segment implements CachedFile {
     public headerLength: number,
     /** Bytes written and good: where the next batch goes. */
     public size: number,
-  ) {}
+  ) {
+    super()
+  }
+
+  /**
+   * Which of the segment's original ADDs are live (liveIndex.ts): the segment itself, which extends
+   * SegmentLive rather than holding one (issue 17: an object less a queue, ~32 B).
+   */
+  get live(): SegmentLive {
+    return this
+  }
 
   /** The open fd (opened, or created, if needed). */
   get fd(): number {

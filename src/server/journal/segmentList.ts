@@ -12,7 +12,11 @@ import { ChunkReader, type Segment } from './segment.js'
 /** The carried copies of every queue that has none (never written to: carry() makes its own). */
 const NO_CARRIED = new CarriedItems()
 
-export class SegmentList {
+/**
+ * The list extends the known sizes of its memory region rather than holding them (issue 17: an
+ * object less a queue, ~32 B, as ItemDeque extends ItemStore); `knownSizes` names that part.
+ */
+export class SegmentList extends KnownSizes {
   /** Oldest first; only the last one is appended to. */
   segments: Segment[]
   /**
@@ -23,8 +27,6 @@ export class SegmentList {
   originalSegments: Segment[]
   /** Shared NO_CARRIED until the first carry-forward (issue 17: ~50 B a queue). */
   carried: CarriedItems
-  /** Record sizes of the live items in the memory region (see liveIndex.ts). */
-  readonly knownSizes = new KnownSizes()
   /** Above every seq seen: the base seq of the next segment. */
   nextSeq: number
   /** Reads records back in big chunks (see `reader`); made on first read, dropped when idle. */
@@ -33,6 +35,7 @@ export class SegmentList {
   behind: ReadBehind | undefined
 
   constructor(state: ReplayState) {
+    super()
     // exact-size copies: an array grown by push holds 17 slots (~150 bytes a queue for one segment)
     this.segments = state.segments.slice()
     const originals = this.segments.filter((s) => s.live.first >= 0)
@@ -41,6 +44,11 @@ export class SegmentList {
     this.nextSeq = state.nextSeq
     // a small journal replay read whole: the first read-back needs no read
     if (state.wholeFile) this.reader.seed(this.segments[0]!, 0, state.wholeFile)
+  }
+
+  /** Record sizes of the live items in the memory region (see liveIndex.ts): the list itself. */
+  get knownSizes(): KnownSizes {
+    return this
   }
 
   /** Reads records back in big chunks; read-behind and carry-forward share it. */
@@ -129,7 +137,7 @@ export class SegmentList {
   }
 
   /** A new segment to append to (rotation). */
-  push(seg: Segment): void {
+  pushSegment(seg: Segment): void {
     // the new segment holds no original ADD yet
     if (this.originalSegments === this.segments) this.originalSegments = this.segments.slice()
     this.segments.push(seg)
