@@ -15,6 +15,7 @@
  */
 import { NewItem, type QueueItem } from './item.js'
 import type { ReplyFrame } from './requests.js'
+import { replyBuffer } from './replySlab.js'
 
 /**
  * Two header forms. Compact (16 B), for the usual item (no exptime, seq within 2^32 of the one
@@ -204,7 +205,7 @@ export class ItemStore {
       data = Buffer.allocUnsafe(len)
     } else {
       const head = frame.headBytes(flags, len)
-      framed = Buffer.allocUnsafe(head + len + frame.tailBytes)
+      framed = replyBuffer(head + len + frame.tailBytes)
       data = framed.subarray(head, head + len)
     }
     let ci = 0
