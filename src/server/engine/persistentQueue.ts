@@ -16,7 +16,6 @@ import { Consumer, type ConsumerHost } from './consumer.js'
 import { parkPoll, pollMayWait } from './emptyPoll.js'
 import { holdUntil } from './heldReply.js'
 import { isExpired, NewItem, type QueueItem } from './item.js'
-import { readBehindBatchBytes, readBehindRefillBelow } from './readBehindBatch.js'
 import { ItemDeque } from './itemDeque.js'
 import { ITEM_OVERHEAD_BYTES } from './itemStore.js'
 import type { MemoryGate, QueueEvents } from './queueHooks.js'
@@ -28,6 +27,15 @@ export type { MemoryGate, QueueEvents } from './queueHooks.js'
 
 /** Never written: a queue makes its own map on its first open read. */
 const NO_OPEN_ITEMS = new Map<number, { item: QueueItem; consumer: Consumer }>()
+
+/** Read back from disk in batches of about this many bytes (at least). */
+const READ_BEHIND_BATCH_MIN = 1 << 20
+/**
+ * ...and at most: a batch is a synchronous read, crc check and copy that holds every connection
+ * (16 MiB took tens of ms), and one within itemStore's spare chunks (8 MiB) reuses the chunks the
+ * drain released instead of mapping fresh memory.
+ */
+const READ_BEHIND_BATCH_MAX = 2 << 20
 
 export class PersistentQueue implements ConsumerHost {
   // Items in memory, packed (itemDeque.ts); what they cost is charged to the memory gate.
@@ -366,7 +374,7 @@ export class PersistentQueue implements ConsumerHost {
   private shiftMem(frame?: ReplyFrame): QueueItem {
     const item = this.mem.shift(frame)
     this.charge()
-    if (this.readingBehind && this.memCost < readBehindRefillBelow(this.settings.maxMemorySize)) this.refill()
+    if (this.readingBehind && this.memCost < this.settings.maxMemorySize / 2) this.refill()
     return item
   }
 
@@ -380,7 +388,7 @@ export class PersistentQueue implements ConsumerHost {
    * Read the next batch (about `budget` bytes of cost) from disk into memory, straight into the
    * item store. Returns false when nothing was read.
    */
-  private refill(budget = readBehindBatchBytes(this.settings.maxMemorySize)): boolean {
+  private refill(budget = Math.max(READ_BEHIND_BATCH_MIN, Math.min(READ_BEHIND_BATCH_MAX, Math.floor(this.settings.maxMemorySize / 4)))): boolean {
     if (!this.readingBehind) return false
     let n = this.readBehind(budget)
     const read = n > 0
