@@ -37,16 +37,3 @@ t.test('the parser: a run of sets and gets on alternating keys gets each key rig
     t.equal(s.kind === 'command' && s.command.type === 'set' ? s.command.key : null, k.replace('/', '_'))
   }
 })
-
-t.test('parseQueueKey: the last plain key is reused only while it is still valid', async (t) => {
-  const { parseQueueKey } = await import('../../src/server/protocol/keyOptions.js')
-  const a = parseQueueKey('jobs', 250)
-  t.same(a, { queue: 'jobs', options: { timeoutMs: 0, open: false, close: false, abort: false, peek: false } })
-  t.equal(parseQueueKey('jobs', 250), a, 'the same key again: the same parsed key')
-  t.throws(() => parseQueueKey('jobs', 3), { code: 'BAD_KEY' }, 'a lower max key length still refuses it')
-  t.throws(() => parseQueueKey('', 250), { code: 'BAD_KEY' }, 'an empty key is refused')
-  t.equal(parseQueueKey('jobs/open', 250).options.open, true, 'options are parsed, not taken from the plain key')
-  t.equal(parseQueueKey('jobs/open', 250).queue, 'jobs')
-  t.equal(parseQueueKey('jobs', 250).options.open, false)
-  t.ok(Object.isFrozen(parseQueueKey('jobs', 250)), 'shared, so frozen')
-})

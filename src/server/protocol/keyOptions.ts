@@ -25,20 +25,13 @@ export function validateKey(key: string, maxLength: number): void {
 }
 
 /**
- * The last plain key parsed (no options), frozen: a consumer names its queue get after get, and the
- * parser hands back the same string for the same bytes (Tokens.key), so one compare finds it valid.
- */
-let lastPlain: ParsedKey | undefined
-
-/**
  * Split `name/opt/opt` into the queue name and typed options.
  * Throws BAD_OPTIONS for unknown, repeated or contradictory options.
  */
 export function parseQueueKey(key: string, maxLength: number): ParsedKey {
-  if (lastPlain !== undefined && key === lastPlain.queue && key.length <= maxLength) return lastPlain
   validateKey(key, maxLength)
   const slash = key.indexOf('/')
-  if (slash < 0) return (lastPlain = Object.freeze({ queue: key, options: PLAIN_READ }))
+  if (slash < 0) return { queue: key, options: PLAIN_READ }
   const queue = key.slice(0, slash)
   if (queue.length === 0) throw new StarlingError('BAD_KEY', 'empty queue name')
   const options: QueueReadOptions = { timeoutMs: 0, open: false, close: false, abort: false, peek: false }

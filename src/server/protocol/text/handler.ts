@@ -196,12 +196,6 @@ export class TextHandler extends ProtocolHandler {
    * already taken are sent, then the error line instead of END (an item dequeued is never dropped).
    */
   private get(cmd: GetCommand): void {
-    // the common case, one key and no wait, without a list of parsed keys
-    if (cmd.keys.length === 1) {
-      const one = readKeyOrRefuse(this.out, cmd.keys[0]!, this.limits.maxKeyLength)
-      if (one === null) return
-      if (one.options.timeoutMs === 0) return this.getOne(cmd.keys[0]!, one, cmd.withCas)
-    }
     const keys: ParsedKey[] = []
     for (const key of cmd.keys) {
       const parsed = readKeyOrRefuse(this.out, key, this.limits.maxKeyLength)
