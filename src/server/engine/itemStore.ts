@@ -16,6 +16,7 @@
 import { carve, currentSlab, SLAB_MAX_CHUNK } from './chunkSlab.js'
 import { NewItem, type QueueItem } from './item.js'
 import type { ReplyFrame } from './requests.js'
+import { replyBuffer } from './replySlab.js'
 
 /**
  * Two header forms. Compact (16 B), for the usual item (no exptime, seq within 2^32 of the one
@@ -252,7 +253,7 @@ export class ItemStore {
       data = Buffer.allocUnsafe(len)
     } else {
       const head = frame.headBytes(flags, len)
-      framed = Buffer.allocUnsafe(head + len + frame.tailBytes)
+      framed = replyBuffer(head + len + frame.tailBytes)
       data = framed.subarray(head, head + len)
     }
     let ci = 0

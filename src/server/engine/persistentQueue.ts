@@ -133,8 +133,9 @@ export class PersistentQueue implements ConsumerHost {
   // Enqueue
 
   /**
-   * Add an item. `data` is copied before add returns (the caller may reuse its buffer). `done`
-   * runs when the item is durable per the sync policy (the STORED reply).
+   * Add an item. `data` becomes the queue's: the caller never changes it afterwards (the collection
+   * made the one copy of a set's bytes, shared by fanout children). `done` runs when the item is
+   * durable per the sync policy (the STORED reply).
    */
   add(data: Buffer, flags: number, expiresAt: number, addedAt: number, done: (err: StarlingError | null) => void): void {
     if (this.closed) return done(new StarlingError('SHUTTING_DOWN', 'queue closed'))
@@ -148,10 +149,9 @@ export class PersistentQueue implements ConsumerHost {
       }
       if (this.isFull(data.length)) return done(new StarlingError('QUEUE_FULL', 'queue full'))
     }
-    // a private copy until the write is done (then into the item store, or to a waiter)
-    const own = Buffer.allocUnsafe(data.length)
-    data.copy(own)
-    const item: QueueItem = new NewItem(this.nextSeq++, flags, expiresAt, addedAt, own)
+    // kept until the write is done (then copied into the item store, or handed to a waiter); no
+    // second copy here: a copy and an allocation per set (issue 13)
+    const item: QueueItem = new NewItem(this.nextSeq++, flags, expiresAt, addedAt, data)
     this.pendingAdds++
     this.pendingBytes += data.length
     this.journal.add(

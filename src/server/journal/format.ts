@@ -297,8 +297,13 @@ export function encodeAdd(buf: Buffer, off: number, item: JournalItem): number {
   buf.writeUInt32LE(item.flags >>> 0, off + 17)
   buf.writeDoubleLE(item.expiresAt, off + 21)
   buf.writeDoubleLE(item.addedAt, off + 29)
-  item.data.copy(buf, off + 37)
-  buf.writeUInt32LE(recordCrc(buf, off + 8, length), off + 4)
+  const data = item.data
+  data.copy(buf, off + 37)
+  // the fixed fields' crc here, then on over the payload in the item's own Buffer: zlib.crc32
+  // takes no offset, and a view of the batch for it was an allocation per set (issue 13)
+  const head = crc32Span(buf, off + 8, off + 37, crcOfLength(length))
+  const crc = data.length > JS_CRC_MAX_BYTES ? crc32(data, head) : crc32Span(data, 0, data.length, head)
+  buf.writeUInt32LE(crc, off + 4)
   return off + 8 + length
 }
 

@@ -115,7 +115,7 @@ const SHUTDOWN: TextCommand = Object.freeze({ type: 'shutdown' })
 function parseGet(withCas: boolean, n: number, lineLength: number): ParseResult {
   if (n < 2) return badFormat(lineLength)
   const keys = new Array<string>(n - 1)
-  for (let i = 1; i < n; i++) keys[i - 1] = tokens.text(i)
+  for (let i = 1; i < n; i++) keys[i - 1] = tokens.key(i)
   return command(lineLength, { type: 'get', keys, withCas })
 }
 
@@ -153,7 +153,7 @@ function parseStorage(
   if (buf[dataEnd] !== CR || buf[dataEnd + 1] !== LF) {
     return failure(lineLength + bytes, new StarlingError('BAD_DATA_CHUNK', 'bad data chunk'), { resync: true })
   }
-  const key = tokens.text(1)
+  const key = tokens.key(1)
   if (name !== 'set') return command(total, { type: 'refused_storage', name, key, noreply })
   return command(total, { type: 'set', key, flags, exptime, data: buf.subarray(dataStart, dataEnd), noreply })
 }

@@ -139,12 +139,42 @@ export class ValueFrame implements ReplyFrame {
  */
 export function framedValueReply(key: string, flags: number, data: Buffer, framed: Buffer | null | undefined): Buffer {
   if (!framed || framed.buffer !== data.buffer) return valueReply(key, flags, data)
-  const header = `VALUE ${key} ${flags} ${data.length}\r\n`
   const at = data.byteOffset - framed.byteOffset
-  if (at !== header.length || framed.length !== at + data.length + VALUE_TAIL.length) return valueReply(key, flags, data)
-  framed.write(header, 0, 'latin1')
+  const headerLength = 6 + key.length + 1 + digits(flags) + 1 + digits(data.length) + 2
+  if (at !== headerLength || framed.length !== at + data.length + VALUE_TAIL.length) return valueReply(key, flags, data)
+  writeValueHeader(framed, key, flags, data.length)
   VALUE_TAIL.copy(framed, at + data.length)
   return framed
+}
+
+const VALUE_ = Buffer.from('VALUE ', 'latin1')
+
+/**
+ * `VALUE <key> <flags> <bytes>\r\n` written byte by byte at buf[0]: a template string and its
+ * latin1 encoding cost more than the rest of the reply (~0.5 µs a get, issue 13). Keys are latin1.
+ */
+function writeValueHeader(buf: Buffer, key: string, flags: number, bytes: number): void {
+  for (let i = 0; i < 6; i++) buf[i] = VALUE_[i]!
+  let at = 6
+  for (let i = 0; i < key.length; i++) buf[at++] = key.charCodeAt(i)
+  buf[at++] = 0x20
+  at = writeDecimal(buf, at, flags)
+  buf[at++] = 0x20
+  at = writeDecimal(buf, at, bytes)
+  buf[at++] = 0x0d
+  buf[at] = 0x0a
+}
+
+/** A non-negative integer's decimal digits at buf[at]; returns where they end. */
+function writeDecimal(buf: Buffer, at: number, n: number): number {
+  const end = at + digits(n)
+  let i = end
+  do {
+    const q = Math.floor(n / 10)
+    buf[--i] = 0x30 + (n - q * 10)
+    n = q
+  } while (n > 0)
+  return end
 }
 
 /** `STAT <name> <value>` lines then `END`, as one buffer. */

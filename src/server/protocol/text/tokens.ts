@@ -45,6 +45,25 @@ export class Tokens {
     return this.buf.toString('latin1', this.starts[i]!, this.ends[i]!)
   }
 
+  /**
+   * A key token as a string: the last key's string again when the bytes are the same (a client
+   * names the same queue command after command: no latin1 decode and no new string per command,
+   * issue 13). Strings are immutable, so sharing one is never visible.
+   */
+  key(i: number): string {
+    const s = this.starts[i]!
+    const len = this.ends[i]! - s
+    const last = this.lastKey
+    if (len === last.length) {
+      let k = 0
+      while (k < len && this.buf[s + k] === last.charCodeAt(k)) k++
+      if (k === len) return last
+    }
+    return (this.lastKey = this.buf.toString('latin1', s, s + len))
+  }
+
+  private lastKey = ''
+
   /** The token without its first byte (a meta flag's value). */
   valueText(i: number): string {
     return this.buf.toString('latin1', this.starts[i]! + 1, this.ends[i]!)
