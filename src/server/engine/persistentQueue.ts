@@ -114,6 +114,7 @@ export class PersistentQueue implements ConsumerHost {
     return this.journal.sizeOnDisk
   }
   flushJournal(): void { if (!this.closed) this.journal.flushNow() } // stats: logsize counts earlier commands
+  get owesCloseSync(): boolean { return !this.closed && this.journal.owesCloseSync } // shutdown: fsync or syncfs
 
   get journalRotations(): number {
     return this.journal.rotations
@@ -430,10 +431,10 @@ export class PersistentQueue implements ConsumerHost {
   }
 
   /** Clean shutdown: waiters get nothing, open reads stay unconfirmed (they come back on restart). */
-  async close(): Promise<void> {
+  async close(spoolSynced = false): Promise<void> {
     this.closed = true
     for (const waiter of this.waiters?.drain() ?? []) waiter.wake(false)
-    await this.journal.close()
+    await this.journal.close(spoolSynced)
   }
 
   private dropEverything(): void {

@@ -15,6 +15,7 @@ import type { QueueItem } from './item.js'
 import { SortedNames } from './sortedNames.js'
 import { PersistentQueue, type ItemCallback, type MemoryGate, type QueueEvents } from './persistentQueue.js'
 import { collectGarbage } from './reclaim.js'
+import { syncSpoolForClose } from './closeSync.js'
 
 /** Runs with the queue, or with null and the reason there is none. */
 type QueueOp = ((queue: PersistentQueue | null, err?: StarlingError) => void) & {
@@ -238,8 +239,9 @@ export class QueueCollection {
     this.closing = true
     if (this.sweepTimer) clearInterval(this.sweepTimer)
     const queues = [...this.slots.values()].map((s) => s.queue).filter((q): q is PersistentQueue => q !== null)
+    const spoolSynced = syncSpoolForClose(queues, this.journals, this.config.queuePath, this.log)
     // Every queue gets its chance to sync and close, whatever happened to the others.
-    const results = await Promise.allSettled(queues.map((q) => q.close()))
+    const results = await Promise.allSettled(queues.map((q) => q.close(spoolSynced)))
     const failed = results.flatMap((r, i) => (r.status === 'rejected' ? [{ queue: queues[i]!.name, err: String((r.reason as Error)?.message ?? r.reason) }] : []))
     if (failed.length === 0) return
     // one line for the lot: a spool of 100k queues must not log 100k lines

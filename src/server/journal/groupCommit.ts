@@ -206,10 +206,23 @@ export class GroupCommit {
    * The last fsync before the journal closes, on the thread pool (the server closes every journal
    * at once); none for an idle journal. Its error, if any.
    */
-  async syncForClose(cur: Segment | undefined): Promise<Error | null> {
+  /** What close would have to fsync: records written since the last fsync, or a new file's entry. */
+  owesCloseSync(cur: Segment | undefined): boolean {
+    return cur !== undefined && cur.exists && (this.unsynced > 0 || this.waiting.length > 0 || this.inFlight.length > 0 || cur.dirUnsynced)
+  }
+
+  /**
+   * `spoolSynced`: the file system was synced after every record here was written (syncfs at
+   * shutdown), so what waits for an fsync is durable already: no fsync of this file.
+   */
+  async syncForClose(cur: Segment | undefined, spoolSynced = false): Promise<Error | null> {
     await this.whenIdle()
     let err: Error | null = null
-    if (cur?.exists && (this.unsynced > 0 || this.waiting.length > 0 || cur.dirUnsynced)) {
+    if (spoolSynced && cur !== undefined) {
+      this.unsynced = 0
+      cur.dirUnsynced = false
+      this.settleWaiting(null)
+    } else if (cur?.exists && (this.unsynced > 0 || this.waiting.length > 0 || cur.dirUnsynced)) {
       this.unsynced = Math.max(1, this.unsynced)
       this.wait((e) => (err = e))
       this.start()

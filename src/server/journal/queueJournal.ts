@@ -296,13 +296,19 @@ export class FileQueueJournal extends WriteBatch implements QueueJournal {
     this.commit.settleWaiting(new StarlingError('IO', 'queue deleted'))
   }
 
-  async close(): Promise<void> {
+  get owesCloseSync(): boolean {
+    return !this.closed && (!this.batch.isEmpty || this.retryRemoves.length > 0 || this.commit.owesCloseSync(this.list.current))
+  }
+
+  async close(spoolSynced = false): Promise<void> {
     if (this.closed) return
+    // with the spool synced, this writes nothing: the caller flushed every journal before syncing
+    if (spoolSynced && (!this.batch.isEmpty || this.retryRemoves.length > 0)) spoolSynced = false
     this.flushNow()
     this.clearTimers()
     this.closed = true
     const segments = this.list.segments
-    const err = await this.commit.syncForClose(segments[segments.length - 1])
+    const err = await this.commit.syncForClose(segments[segments.length - 1], spoolSynced)
     this.commit.settleWaiting(err)
     for (const seg of segments) seg.close()
     this.list.segments = []

@@ -22,6 +22,7 @@ import {
 import { fsyncDir } from './fileOps.js'
 import { openJournals } from './fdCache.js'
 import { journalStats } from './counters.js'
+import { syncFileSystem } from './syncSpool.js'
 import { FileQueueJournal, type JournalShared } from './queueJournal.js'
 import { replaySegments, silentLogger, type JournalLogger } from './replay.js'
 import { readSegmentHeader } from './segment.js'
@@ -141,6 +142,7 @@ export function createJournalFactory(options: JournalFactoryOptions = {}): Journ
       return { journal, replay }
     },
     stats: () => ({ ...journalStats(), openJournals: openJournals.size }),
+    syncSpool: syncFileSystem,
   }
 }
 

@@ -120,8 +120,14 @@ export interface QueueJournal {
   reset(): Promise<void>
   /** Delete every file of this queue (delete). The journal is unusable afterwards. */
   destroy(): Promise<void>
-  /** Write and fsync what is pending, close files. */
-  close(): Promise<void>
+  /** Records written to the OS but not yet fsynced (or a new file's directory entry): close must sync. */
+  readonly owesCloseSync: boolean
+  /**
+   * Write and fsync what is pending, close files. `spoolSynced`: the spool's whole file system was
+   * synced (JournalFactory.syncSpool) after every record of this journal was written, so nothing
+   * written before now needs an fsync of its own.
+   */
+  close(spoolSynced?: boolean): Promise<void>
 }
 
 export interface JournalFactory {
@@ -131,4 +137,9 @@ export interface JournalFactory {
   open(options: JournalOptions): Promise<{ journal: QueueJournal; replay: ReplayResult }>
   /** Process-wide fsync counters. */
   stats(): JournalStats
+  /**
+   * Sync the whole file system of `dir` at once (syncfs(2)): at shutdown, one call instead of an
+   * fsync per journal. False when it could not (not Linux, no `sync` tool, an error).
+   */
+  syncSpool?(dir: string): boolean
 }
