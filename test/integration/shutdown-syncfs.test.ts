@@ -35,6 +35,13 @@ async function checkAllBack(t: Tap.Test, spool: string): Promise<void> {
   t.equal(await server.stop(), 0)
 }
 
+/** A server on `spool` gets the fill and a SIGTERM; returns its exit code and its log lines. */
+async function fillAndStop(spool: string, config: Record<string, unknown>, env?: Record<string, string>) {
+  const server = await startServer({ spool, config, env })
+  await fill(server.port)
+  return { code: await server.stop(), logs: server.logs }
+}
+
 const synced = (logs: Array<Record<string, unknown>>) => logs.filter((l) => l.msg === 'spool file system synced at shutdown (one syncfs for every journal)')
 const fellBack = (logs: Array<Record<string, unknown>>) =>
   logs.filter((l) => l.msg === 'could not sync the spool file system at once; each journal syncs itself')
@@ -42,10 +49,9 @@ const fellBack = (logs: Array<Record<string, unknown>>) =>
 t.test('sync: never, 300 queues: one syncfs at shutdown, clean exit, every item back', async (t) => {
   const spool = tempDir()
   t.teardown(() => removeDir(spool))
-  const server = await startServer({ spool, config: { sync: 'never' } })
-  await fill(server.port)
-  t.equal(await server.stop(), 0, 'clean exit')
-  const lines = synced(server.logs)
+  const { code, logs } = await fillAndStop(spool, { sync: 'never' })
+  t.equal(code, 0, 'clean exit')
+  const lines = synced(logs)
   t.equal(lines.length, 1, 'one syncfs for the lot')
   t.ok((lines[0]?.journals as number) >= QUEUES, `every journal owed a sync (${lines[0]?.journals})`)
   await checkAllBack(t, spool)
@@ -55,20 +61,18 @@ t.test('no `sync` tool on PATH: each journal fsyncs itself, clean exit, every it
   const spool = tempDir()
   const emptyBin = mkdtempSync(join(tmpdir(), 'starling-nobin-'))
   t.teardown(() => (removeDir(spool), removeDir(emptyBin)))
-  const server = await startServer({ spool, config: { sync: 'never' }, env: { PATH: emptyBin } })
-  await fill(server.port)
-  t.equal(await server.stop(), 0, 'clean exit')
-  t.equal(synced(server.logs).length, 0, 'no syncfs')
-  t.equal(fellBack(server.logs).length, 1, 'one warning, then the per-journal fsyncs')
+  const { code, logs } = await fillAndStop(spool, { sync: 'never' }, { PATH: emptyBin })
+  t.equal(code, 0, 'clean exit')
+  t.equal(synced(logs).length, 0, 'no syncfs')
+  t.equal(fellBack(logs).length, 1, 'one warning, then the per-journal fsyncs')
   await checkAllBack(t, spool)
 })
 
 t.test('sync: always: nothing is owed at shutdown, so no syncfs', async (t) => {
   const spool = tempDir()
   t.teardown(() => removeDir(spool))
-  const server = await startServer({ spool, config: { sync: 'always' } })
-  await fill(server.port)
-  t.equal(await server.stop(), 0, 'clean exit')
-  t.equal(synced(server.logs).length + fellBack(server.logs).length, 0, 'no spool sync attempted')
+  const { code, logs } = await fillAndStop(spool, { sync: 'always' })
+  t.equal(code, 0, 'clean exit')
+  t.equal(synced(logs).length + fellBack(logs).length, 0, 'no spool sync attempted')
   await checkAllBack(t, spool)
 })

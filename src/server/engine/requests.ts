@@ -30,6 +30,20 @@ export interface ReplyFrame {
   readonly tailBytes: number
 }
 
+/**
+ * Whether `data` lies in the reply buffer `framed` a ReplyFrame laid out for it: `headBytes` of
+ * reply before it and `tailBytes` after. The protocol then writes the rest around the payload; an
+ * item that came another way (returned by an abort, handed to a waiter) needs a reply of its own.
+ */
+export function payloadInPlace(framed: Buffer | null | undefined, data: Buffer, headBytes: number, tailBytes: number): framed is Buffer {
+  return (
+    framed != null &&
+    framed.buffer === data.buffer &&
+    data.byteOffset - framed.byteOffset === headBytes &&
+    framed.length === headBytes + data.length + tailBytes
+  )
+}
+
 /** A plain read: take the head now, no waiting. */
 export const PLAIN_READ: Readonly<QueueReadOptions> = Object.freeze({
   timeoutMs: 0,

@@ -3,7 +3,7 @@
  * cas), then extras, key, value. Each encoder returns one reply as one buffer for the Outbox (an
  * item's payload copied in: cheaper than a second chunk concatenated at flush).
  */
-import type { ReplyFrame } from '../../engine/requests.js'
+import { payloadInPlace, type ReplyFrame } from '../../engine/requests.js'
 import { HEADER_LENGTH, RESPONSE_MAGIC, STATUS_TEXT, Status } from './commands.js'
 
 const TWO_32 = 2 ** 32
@@ -64,7 +64,7 @@ export function encodeItem(
   const keyLength = key === null ? 0 : key.length
   const valueAt = HEADER_LENGTH + 4 + keyLength
   // laid out by an ItemFrame: the value is in place already, the rest is written around it
-  const inPlace = framed !== null && framed.buffer === data.buffer && data.byteOffset - framed.byteOffset === valueAt && framed.length === valueAt + data.length
+  const inPlace = payloadInPlace(framed, data, valueAt, 0)
   const buf = inPlace ? framed : Buffer.allocUnsafe(valueAt + data.length)
   buf[0] = RESPONSE_MAGIC
   buf[1] = opcode

@@ -4,7 +4,7 @@
  * is never copied: a VALUE reply is [header, data, CRLF] for a writev.
  */
 import { StarlingError } from '../../errors.js'
-import type { ReplyFrame } from '../../engine/requests.js'
+import { payloadInPlace, type ReplyFrame } from '../../engine/requests.js'
 import type { MetaReturnFlags } from './commands.js'
 
 const line = (text: string): Buffer => Buffer.from(text + '\r\n', 'latin1')
@@ -127,10 +127,14 @@ export class ValueFrame implements ReplyFrame {
   readonly tailBytes = VALUE_TAIL.length
   constructor(private readonly key: string) {}
 
-  /** `VALUE <key> <flags> <bytes>\r\n` (latin1: a char a byte). */
   headBytes(flags: number, length: number): number {
-    return 6 + this.key.length + 1 + digits(flags) + 1 + digits(length) + 2
+    return valueHeaderBytes(this.key, flags, length)
   }
+}
+
+/** Bytes of `VALUE <key> <flags> <bytes>\r\n` (latin1: a char a byte). */
+function valueHeaderBytes(key: string, flags: number, bytes: number): number {
+  return 6 + key.length + 1 + digits(flags) + 1 + digits(bytes) + 2
 }
 
 /**
@@ -138,12 +142,10 @@ export class ValueFrame implements ReplyFrame {
  * in place); otherwise (an aborted read put back, an item handed to a waiter) a new one.
  */
 export function framedValueReply(key: string, flags: number, data: Buffer, framed: Buffer | null | undefined): Buffer {
-  if (!framed || framed.buffer !== data.buffer) return valueReply(key, flags, data)
-  const at = data.byteOffset - framed.byteOffset
-  const headerLength = 6 + key.length + 1 + digits(flags) + 1 + digits(data.length) + 2
-  if (at !== headerLength || framed.length !== at + data.length + VALUE_TAIL.length) return valueReply(key, flags, data)
+  const head = valueHeaderBytes(key, flags, data.length)
+  if (!payloadInPlace(framed, data, head, VALUE_TAIL.length)) return valueReply(key, flags, data)
   writeValueHeader(framed, key, flags, data.length)
-  VALUE_TAIL.copy(framed, at + data.length)
+  VALUE_TAIL.copy(framed, head + data.length)
   return framed
 }
 
