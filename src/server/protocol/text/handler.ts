@@ -53,6 +53,8 @@ const SPACE = 0x20
 export class TextHandler extends ProtocolHandler {
   /** After a bad data chunk: skipping input through the next newline. */
   private resyncing = false
+  /** The last get's frame: a client reads the same queue get after get (immutable, so shareable). */
+  private frame: ValueFrame | undefined
   private readonly metaContext: MetaContext = {
     session: this.session,
     out: this.out,
@@ -258,7 +260,7 @@ export class TextHandler extends ProtocolHandler {
         queue,
         options,
         (err, item) => out.fillOne(slot, err ? errorReply(err) : item ? framedValueReply(key, item.flags, item.data, item.framed) : END),
-        new ValueFrame(key),
+        this.frame?.key === key ? this.frame : (this.frame = new ValueFrame(key)),
       )
     } catch (err) {
       out.fillOne(slot, replyFor(err))

@@ -125,7 +125,7 @@ function digits(n: number): number {
  */
 export class ValueFrame implements ReplyFrame {
   readonly tailBytes = VALUE_TAIL.length
-  constructor(private readonly key: string) {}
+  constructor(readonly key: string) {}
 
   headBytes(flags: number, length: number): number {
     return valueHeaderBytes(this.key, flags, length)
