@@ -6,7 +6,9 @@
  * To hold an fsync in flight for as long as a step needs, the server runs with one libuv thread
  * (UV_THREADPOOL_SIZE=1) and a few connections send wrong scrypt logins first: the hashes occupy
  * the thread, so an fsync started after them waits behind them (hundreds of ms, not a clock the
- * test relies on: each step sends its next command right after the previous one's reply).
+ * test relies on: each step sends its next command right after the previous one's reply). The
+ * server syncs on the pool only (STARLING_FSYNC_POOL=1): the fsync at the end of the turn, on the
+ * loop, cannot be held (test/integration/turn-sync.test.ts covers polls with that one).
  */
 import t, { type Test } from 'tap'
 import { randomBytes, scryptSync } from 'node:crypto'
@@ -24,7 +26,8 @@ function login(body: string): string {
 }
 
 async function start(t: Test, sync: string | number, more: Record<string, unknown> = {}): Promise<RunningServer> {
-  return serverFor(t, { config: { sync, ...more, auth: { users, max_login_failures: 1000 } }, env: { UV_THREADPOOL_SIZE: '1' } })
+  // STARLING_FSYNC_POOL: every fsync on the (held) pool, none at the end of the turn on the loop
+  return serverFor(t, { config: { sync, ...more, auth: { users, max_login_failures: 1000 } }, env: { UV_THREADPOOL_SIZE: '1', STARLING_FSYNC_POOL: '1' } })
 }
 
 async function client(t: Test, s: RunningServer): Promise<RawClient> {

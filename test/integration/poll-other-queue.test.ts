@@ -3,7 +3,7 @@
  * on that queue only. Idle queues share one empty set of waiters (issue 17); a poll parked into
  * that shared set was seen by every idle queue, and a set on another queue was handed to it (the
  * poller of `a` got `b`'s item). Real server, real fsyncs held up as in empty-poll.test.ts: one
- * libuv thread, busy with wrong scrypt logins.
+ * libuv thread, busy with wrong scrypt logins, and every fsync on that pool (STARLING_FSYNC_POOL=1).
  */
 import t, { type Test } from 'tap'
 import { randomBytes, scryptSync } from 'node:crypto'
@@ -27,7 +27,7 @@ function statOf(lines: string[], name: string): string | undefined {
 }
 
 t.test('a poll parked on queue a is not handed an item set on idle queue b', async (t) => {
-  const s = await serverFor(t, { config: { sync: 'always', auth: { users, max_login_failures: 1000 } }, env: { UV_THREADPOOL_SIZE: '1' } })
+  const s = await serverFor(t, { config: { sync: 'always', auth: { users, max_login_failures: 1000 } }, env: { UV_THREADPOOL_SIZE: '1', STARLING_FSYNC_POOL: '1' } })
   const c = await client(t, s)
   const p = await client(t, s)
   const q = await client(t, s)

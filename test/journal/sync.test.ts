@@ -4,6 +4,7 @@ import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync, unlinkSync 
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { journalFactory, queueFileName, setFaultInjector } from '../../src/server/journal/index.js'
+import { resetTurnSync } from '../../src/server/journal/turnSync.js'
 import { addOutcome, item, open, range, seqsOf, tempSpool } from '../helpers/journal.js'
 
 const tick = () => new Promise((r) => setImmediate(r))
@@ -59,7 +60,44 @@ t.test('sync=always: group commit, onDurable only after an fsync that began afte
   await journal.close()
 })
 
-t.test('sync=always: each batch starts its own fsync at once (up to 4 in flight), resolved in order', async (t) => {
+t.test('sync=always, fast disk: batches written in one turn share one fsync, on the loop, at its end', async (t) => {
+  const dir = tempSpool(t)
+  const { journal } = await open(dir, { sync: 'always' })
+  t.same(await addOutcome(journal, item(1)), { written: null, durable: null }, 'the file exists and is durable')
+  resetTurnSync() // fsyncs have been fast (whatever this machine's load made of the first one)
+  const events: string[] = []
+  setFaultInjector(({ op, path }) => {
+    if (op === 'fsync' && path !== dir) events.push('fsync')
+    return undefined
+  })
+  const durable: Promise<Error | null>[] = []
+  for (let s = 2; s <= 7; s++) {
+    durable.push(
+      new Promise((resolve) =>
+        journal.add(item(s), () => events.push(`w${s}`), (err) => {
+          events.push(`d${s}`)
+          resolve(err)
+        }),
+      ),
+    )
+    journal.flushNow() // written now (a get that must see it), made durable at the end of the turn
+  }
+  journal.remove(1)
+  journal.flushNow()
+  t.same(events, ['w2', 'w3', 'w4', 'w5', 'w6', 'w7'], 'written at once, no fsync yet')
+  t.ok(journal.syncing, 'they wait for the end-of-turn fsync')
+  await tick()
+  t.same(events, ['w2', 'w3', 'w4', 'w5', 'w6', 'w7', 'fsync', 'd2', 'd3', 'd4', 'd5', 'd6', 'd7'], 'one fsync at the end of the turn, then every onDurable in order')
+  t.same(await Promise.all(durable), [null, null, null, null, null, null])
+  await journal.close()
+  const { journal: j2, replay } = await open(dir)
+  t.same(seqsOf(replay.items), [2, 3, 4, 5, 6, 7])
+  await j2.close()
+})
+
+t.test('sync=always, slow disk: each batch starts its own fsync at once (up to 4 in flight), resolved in order', async (t) => {
+  resetTurnSync(10) // fsyncs have taken 10 ms on average: the event loop must not wait for them
+  t.teardown(() => resetTurnSync())
   const dir = tempSpool(t)
   const { journal } = await open(dir, { sync: 'always' })
   t.same(await addOutcome(journal, item(1)), { written: null, durable: null }, 'the file exists and is durable')

@@ -30,11 +30,8 @@ const NO_OPEN_ITEMS = new Map<number, { item: QueueItem; consumer: Consumer }>()
 
 /** Read back from disk in batches of about this many bytes (at least). */
 const READ_BEHIND_BATCH_MIN = 1 << 20
-/**
- * ...and at most: a batch is a synchronous read, crc check and copy that holds every connection
- * (16 MiB took tens of ms), and one within itemStore's spare chunks (8 MiB) reuses the chunks the
- * drain released instead of mapping fresh memory.
- */
+// ...and at most: a batch is a synchronous read, crc check and copy that holds every connection
+// (16 MiB took tens of ms); within itemStore's spare chunks (8 MiB) it reuses the drain's chunks.
 const READ_BEHIND_BATCH_MAX = 2 << 20
 
 export class PersistentQueue implements ConsumerHost {
@@ -215,8 +212,8 @@ export class PersistentQueue implements ConsumerHost {
   /**
    * A get, with Kestrel's options: close confirms this consumer's open read, abort returns it,
    * peek looks, open reads tentatively, t= waits. `done` runs once, maybe later. `frame`: requests.ts.
-   */
-  get(consumer: Consumer, options: QueueReadOptions, done: ItemCallback, frame?: ReplyFrame): void {
+   * `deferred`: run after the queue loaded, behind the connection's later commands (emptyPoll.ts). */
+  get(consumer: Consumer, options: QueueReadOptions, done: ItemCallback, frame?: ReplyFrame, deferred = false): void {
     if (this.closed) return done(null, null)
     if (options.close) done = this.confirmOpenRead(consumer, done)
     if (options.abort) {
@@ -227,9 +224,12 @@ export class PersistentQueue implements ConsumerHost {
     if (options.open && (consumer.openReads.has(this) || consumer.opening.has(this))) {
       return done(new StarlingError('OPEN_READ_PENDING', 'an open read is already pending on this queue; close or abort it first'), null)
     }
-    // Sets pipelined ahead of this get (this tick) must be visible to it — which matters only
-    // when nothing visible is ahead of them (otherwise the head is served and the batch waits).
-    if (this.pendingAdds > 0 && this.length === 0) this.journal.flushNow()
+    // Sets read ahead of this get (this turn) must be visible to it when nothing visible is ahead of
+    // them: under `always` it waits as a poll for the end-of-turn write, else the batch is written now.
+    if (this.pendingAdds > 0 && this.length === 0) {
+      if (!options.peek && pollMayWait(this.journal, consumer, options.timeoutMs, deferred)) return this.wait(consumer, options, done, true)
+      this.journal.flushNow()
+    }
     if (options.peek) {
       const head = this.peekHead()
       this.events.got(head !== null)
@@ -238,7 +238,7 @@ export class PersistentQueue implements ConsumerHost {
     const item = this.takeHead(options.open ? undefined : frame)
     if (item) return this.deliver(item, consumer, options.open, done)
     if (options.timeoutMs <= 0 || consumer.isReleased) {
-      if (options.timeoutMs <= 0 && pollMayWait(this.journal, consumer)) return this.wait(consumer, options, done, true)
+      if (pollMayWait(this.journal, consumer, options.timeoutMs, deferred)) return this.wait(consumer, options, done, true)
       this.events.got(false)
       return done(null, null)
     }

@@ -185,7 +185,7 @@ export class QueueCollection {
     const finish: ItemCallback = options.timeoutMs > 0 ? (err, item) => (done(err, item), this.reapIfBlank(name)) : done
     const op: QueueOp = (queue, err) => {
       if (!queue) return finish(err?.code === 'SHUTTING_DOWN' ? null : (err ?? null), null)
-      queue.get(consumer, options, finish, frame)
+      queue.get(consumer, options, finish, frame, true)
     }
     // Deleted by an earlier command while this read waited: as if it came after (creates nothing).
     op.retry = () => this.read(name, consumer, options, done, frame)

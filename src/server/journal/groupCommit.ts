@@ -1,18 +1,20 @@
 /**
  * The fsync policy of one queue's journal (Kestrel's PeriodicSyncFile): when written records are
  * made durable, and when the engine hears of it (README.md, invariant 6, "Crash safety").
- * - `always`: a record's onDurable waits for an fsync that began after its write. Group commit,
- *   pipelined: each event-loop turn's batch starts its own fsync as soon as it is written, up to
- *   FSYNCS_PER_JOURNAL in flight (a batch written while all are busy shares the next one), and
- *   they resolve in the order they began. With one fsync at a time a set waited for the one in
- *   flight and then its own (about two fsync times, issue 13); now it waits about one.
- *   A batch of REMOVEs only (gets: their replies wait for the write, not the fsync) starts an fsync
- *   only when none is in flight: otherwise it rides along with the next one, so consumers' gets
- *   do not multiply fsyncs that the sets then queue behind.
+ * - `always`: a record's onDurable waits for an fsync that began after its write. Group commit:
+ *   - while fsyncs are fast, one fsync at the end of the event-loop turn, on the loop itself
+ *     (turnSync.ts, Redis's way), covers every set of the turn; the journal's end-of-turn flush
+ *     (QueueJournal.flushNow(true)) runs it, and a batch written earlier in the turn waits for it;
+ *   - otherwise (a slow disk, the turn's inline budget spent, or pool fsyncs still in flight),
+ *     pipelined on the thread pool: each batch starts its own fsync as soon as it is written, up to
+ *     FSYNCS_PER_JOURNAL in flight (a batch written while all are busy shares the next one),
+ *     resolved in the order they began; a set waits about one fsync, not two.
+ *   A batch of REMOVEs only (gets: their replies wait for the write, not the fsync) starts a pool
+ *   fsync only when none is in flight: otherwise it rides along with the next one, so consumers'
+ *   gets do not multiply fsyncs that the sets then queue behind.
  * - `<ms>`: onDurable runs once the write returned; an fsync follows within that many ms.
  * - `never`: onDurable runs once the write returned; the OS decides when the disk sees it.
- * fsyncs run on the libuv thread pool, so the event loop keeps taking commands meanwhile; every
- * queue's fsyncs share a few slots (dirSync.ts), each pinning its fd in the LRU (fdCache.ts).
+ * Pool fsyncs share a few slots (dirSync.ts), each pinning its fd in the LRU (fdCache.ts).
  */
 import { ioError, runCallback } from './callbacks.js'
 import { countFsync } from './counters.js'
@@ -20,6 +22,7 @@ import { fsyncSlot, syncDirAsync } from './dirSync.js'
 import { openJournals } from './fdCache.js'
 import { fdatasyncAsync, fdatasyncNow, fsyncDir } from './fileOps.js'
 import type { Segment } from './segment.js'
+import { fsyncTook, mayFsyncInline } from './turnSync.js'
 import type { SyncPolicy, WriteCallback } from './types.js'
 import type { BatchRecord } from './writeBatch.js'
 
@@ -29,6 +32,8 @@ interface Ticket {
   records: number
   done: boolean
   err: Error | null
+  /** When its fsync got a slot (performance.now()), for turnSync's average. */
+  began: number
 }
 
 /**
@@ -73,16 +78,20 @@ export class GroupCommit {
     this.unsynced += records.length
   }
 
-  /** Run a written batch's callbacks, in record order, as the policy says. */
-  deliver(records: BatchRecord[]): void {
+  /**
+   * Run a written batch's callbacks (none: the turn ended with nothing to write), in record order,
+   * as the policy says. `endOfTurn`: called from the journal's end-of-turn flush. True: what waits
+   * needs that flush still to come (an inline fsync at the end of this turn).
+   */
+  deliver(records: BatchRecord[], endOfTurn: boolean): boolean {
     if (this.policy === 'always') {
       for (const r of records) {
         runCallback(r.onWritten, null)
         if (r.onDurable) this.wait(r.onDurable)
       }
-      this.kick()
-      return
+      return this.commitTurn(endOfTurn)
     }
+    if (records.length === 0) return false
     for (const r of records) {
       runCallback(r.onWritten, null)
       runCallback(r.onDurable, null)
@@ -94,6 +103,36 @@ export class GroupCommit {
       }, this.policy)
       this.timer.unref()
     }
+    return false
+  }
+
+  /**
+   * Under `always`, after a write: sync inline at the end of the turn (true mid-turn: the journal
+   * must flush then), or on the pool now (see the top of this file).
+   */
+  private commitTurn(endOfTurn: boolean): boolean {
+    if (this.waiting.length === 0 || this.inFlight.length > 0 || !mayFsyncInline()) {
+      this.kick()
+      return false
+    }
+    if (!endOfTurn) return true
+    this.syncInline()
+    return false
+  }
+
+  /** fsync the current segment on this thread, then run what waited for it. */
+  private syncInline(): void {
+    const cbs = this.waiting
+    this.waiting = NO_CBS
+    const began = performance.now()
+    let err: Error | null = null
+    try {
+      this.syncNow(this.segments.current)
+    } catch (cause) {
+      err = ioError(cause, 'journal fsync failed')
+    }
+    fsyncTook(performance.now() - began, true)
+    for (const cb of cbs) runCallback(cb, err)
   }
 
   /** Records in the current segment are owed an fsync: sync them before appending elsewhere. */
@@ -109,7 +148,7 @@ export class GroupCommit {
   private start(): void {
     if (this.inFlight.length >= FSYNCS_PER_JOURNAL || (this.unsynced === 0 && this.waiting.length === 0)) return
     // afterInFlight adds to the ticket's list: it must be its own
-    const ticket: Ticket = { cbs: this.waiting === NO_CBS ? [] : this.waiting, records: this.unsynced, done: false, err: null }
+    const ticket: Ticket = { cbs: this.waiting === NO_CBS ? [] : this.waiting, records: this.unsynced, done: false, err: null, began: 0 }
     this.waiting = NO_CBS
     this.unsynced = 0
     if (this.inFlight === NO_TICKETS) this.inFlight = [ticket]
@@ -126,6 +165,7 @@ export class GroupCommit {
         return this.finish(ticket, ioError(err, 'journal fsync failed'))
       }
       const dirUnsynced = seg.dirUnsynced
+      ticket.began = performance.now()
       fdatasyncAsync(fd, seg.path, (err) => {
         // a file created by its first write: its directory entry is durable before the reply
         if (err || !dirUnsynced) return this.afterSync(seg, ticket, err, release)
@@ -140,6 +180,7 @@ export class GroupCommit {
   private afterSync(seg: Segment, ticket: Ticket, err: Error | null, release: () => void): void {
     openJournals.unpin(seg)
     release()
+    fsyncTook(performance.now() - ticket.began, false)
     this.finish(ticket, err ? ioError(err, 'journal fsync failed') : null)
   }
 
@@ -161,20 +202,28 @@ export class GroupCommit {
     }
   }
 
-  /** Under `always`, an fsync is in flight. */
+  /** Under `always`, an fsync is in flight, or records wait for the end-of-turn one. */
   get syncing(): boolean {
-    return this.policy === 'always' && this.inFlight.length > 0
+    return this.policy === 'always' && (this.inFlight.length > 0 || this.waiting.length > 0)
   }
 
   /**
-   * Under `always`, with an fsync in flight: run `cb` once every fsync in flight now has resolved
-   * (after their records' callbacks), and return true. Otherwise false and `cb` never runs. An
-   * empty poll waits on this (engine/emptyPoll.ts): its miss is answered at the fsync rate.
+   * Under `always`, with an fsync in flight or due at the end of the turn: run `cb` once every such
+   * fsync has resolved (after their records' callbacks), and return true. Otherwise false and `cb`
+   * never runs. An empty poll waits on this (engine/emptyPoll.ts): its miss is answered at the
+   * fsync rate. `turnFlush`: the journal has an end-of-turn flush coming (records not yet written).
    */
-  afterInFlight(cb: () => void): boolean {
-    if (!this.syncing) return false
-    this.inFlight[this.inFlight.length - 1]!.cbs.push(() => cb())
+  afterInFlight(cb: () => void, turnFlush = false): boolean {
+    if (this.policy !== 'always') return false
+    if (this.inFlight.length > 0) this.inFlight[this.inFlight.length - 1]!.cbs.push(() => cb())
+    else if (this.waiting.length > 0 || turnFlush) this.wait(() => cb())
+    else return false
     return true
+  }
+
+  /** What waits for the end-of-turn fsync gets a pool fsync now (the journal is being reset or deleted). */
+  startWaiting(): void {
+    if (this.waiting.length > 0) this.start()
   }
 
   /** Resolves once no fsync is in flight. */

@@ -36,6 +36,7 @@ export interface JournalShared {
 }
 
 const NO_RETRIES: number[] = Object.freeze([]) as unknown as number[]
+const NO_RECORDS: BatchRecord[] = Object.freeze([]) as unknown as BatchRecord[]
 
 /**
  * The journal extends its write batch rather than holding one (issue 17: an object less a queue,
@@ -171,10 +172,15 @@ export class FileQueueJournal extends WriteBatch implements QueueJournal {
   }
 
   private schedule(): void {
-    if (this.scheduled === undefined) this.scheduled = setImmediate(() => this.flushNow())
+    if (this.scheduled === undefined) this.scheduled = setImmediate(() => this.flushNow(true))
   }
 
-  flushNow(): void {
+  /**
+   * Write this turn's batch now. `endOfTurn`: the flush scheduled for the end of the turn (the
+   * check phase), where an inline fsync under `always` runs (groupCommit.ts); an earlier flush
+   * (a get that must see the sets before it, stats, reset) leaves the fsync to that one.
+   */
+  flushNow(endOfTurn = false): void {
     if (this.scheduled !== undefined) {
       clearImmediate(this.scheduled)
       this.scheduled = undefined
@@ -186,7 +192,12 @@ export class FileQueueJournal extends WriteBatch implements QueueJournal {
       this.retryRemoves = NO_RETRIES
       for (const seq of retry) this.batch.appendRemove(seq, undefined)
     }
-    if (this.batch.isEmpty) return
+    const records = this.batch.isEmpty ? NO_RECORDS : this.writeBatch()
+    if (this.commit.deliver(records, endOfTurn) && !this.closed) this.schedule()
+  }
+
+  /** Write the batch; its records, to deliver (none if the write failed: failBatch ran them). */
+  private writeBatch(): BatchRecord[] {
     const seg = this.list.current
     const taken = this.batch.take()
     const { length, records } = taken
@@ -195,7 +206,7 @@ export class FileQueueJournal extends WriteBatch implements QueueJournal {
     } catch (cause) {
       this.batch.giveBack(taken)
       this.failBatch(seg, records, cause)
-      return
+      return NO_RECORDS
     }
     this.batch.giveBack(taken)
     seg.size += length
@@ -207,16 +218,17 @@ export class FileQueueJournal extends WriteBatch implements QueueJournal {
     // compaction has nothing to do while there is one segment, not full (see Compaction.maintain)
     const list = this.list
     if (this.compaction !== undefined || list.segments.length > 1 || seg.size >= this.shared.maxJournalSize) this.compactor.maintain()
-    // Callbacks last: they may add records, which must be planned against the final segment.
-    this.commit.deliver(records)
+    // Callbacks last (the caller delivers): they may add records, which must be planned against the final segment.
+    return records
   }
 
+  /** An fsync is in flight, or records wait for one (always); or sets wait in this turn's batch. */
   get syncing(): boolean {
-    return !this.closed && this.commit.syncing
+    return !this.closed && (this.commit.syncing || (this.scheduled !== undefined && this.batch.hasAdds && this.shared.sync === 'always'))
   }
 
   afterInFlight(cb: () => void): boolean {
-    return !this.closed && this.commit.afterInFlight(cb)
+    return !this.closed && this.commit.afterInFlight(cb, this.scheduled !== undefined && this.batch.hasAdds)
   }
 
   /** Undo a batch whose write failed (README.md, invariant 7) and give its records the error. */
@@ -283,12 +295,14 @@ export class FileQueueJournal extends WriteBatch implements QueueJournal {
   async reset(): Promise<void> {
     this.assertOpen()
     this.flushNow()
+    this.commit.startWaiting()
     this.compactor.reset()
   }
 
   async destroy(): Promise<void> {
     this.assertOpen()
     this.flushNow()
+    this.commit.startWaiting()
     this.clearTimers()
     this.closed = true
     await this.compactor.destroy()
@@ -319,6 +333,8 @@ export class FileQueueJournal extends WriteBatch implements QueueJournal {
   }
 
   private clearTimers(): void {
+    if (this.scheduled !== undefined) clearImmediate(this.scheduled)
+    this.scheduled = undefined
     this.commit.stopTimer()
     if (this.retryTimer !== undefined) clearTimeout(this.retryTimer)
     this.retryTimer = undefined

@@ -12,8 +12,9 @@
  *   confirmed: after any restart, an open-but-unconfirmed item is simply still in the queue.
  * - Records are batched and written once per event-loop turn (setImmediate), or at once on
  *   `flushNow()`. `onWritten` runs after the batch has been handed to the OS (write returned);
- *   `onDurable` after it is fsynced when the sync policy asks for that (group commit: every record
- *   written while an fsync is in flight shares the next one), else together with onWritten.
+ *   `onDurable` after it is fsynced when the sync policy asks for that (group commit: one fsync at
+ *   the end of the turn, or every record written while an fsync is in flight shares the next one),
+ *   else together with onWritten.
  *   Callbacks run in record order. On a write error every record of the failed batch gets the
  *   error, the file is cut back to its last good length, and later batches may succeed again.
  * - Replay returns the live items (added and never removed) in seq order: the first ones in memory
@@ -88,13 +89,19 @@ export interface QueueJournal {
 
   add(item: JournalItem, onWritten: WriteCallback, onDurable: WriteCallback): void
   remove(seq: number, onWritten?: WriteCallback): void
-  /** Write the pending batch now (synchronously), running its onWritten callbacks. */
+  /**
+   * Write the pending batch now (synchronously), running its onWritten callbacks. Under `always`
+   * its onDurable callbacks may wait for the fsync at the end of the turn.
+   */
   flushNow(): void
-  /** Under `sync: always`, an fsync is in flight (records written are not all durable yet). */
+  /**
+   * Under `sync: always`, an fsync is in flight or due at the end of this turn (records written are
+   * not all durable yet), or sets wait in this turn's batch.
+   */
   readonly syncing: boolean
   /**
-   * Under `sync: always` with an fsync in flight: run `cb` once the fsyncs in flight now have
-   * completed, and return true. Otherwise (no fsync in flight, or another policy) return false.
+   * Under `sync: always` while `syncing`: run `cb` once the fsyncs in flight or due now have
+   * completed, and return true. Otherwise (nothing to sync, or another policy) return false.
    */
   afterInFlight(cb: () => void): boolean
   /** Create the journal file if it is not on disk yet (it is otherwise created by the first write). */
