@@ -13,8 +13,6 @@
  * a poll end with an item far more often (misses about 10x fewer, issue 13).
  * The wait ends early, with the miss, when the same connection sends another command (see
  * Consumer.endPolls): replies stay those of the commands sent one at a time.
- * Under `always` a plain get that finds only sets of this turn, not yet written, waits the same
- * way: for the end-of-turn write that makes them visible (one write a turn, not one a get).
  * Under `never` or a periodic sync nothing waits (QueueJournal.afterInFlight says no).
  */
 import type { QueueJournal } from '../journal/types.js'
@@ -31,11 +29,9 @@ export function pollMayWait(journal: QueueJournal, consumer: Consumer, timeoutMs
 }
 
 /**
- * Park `waiter` until the fsyncs in flight or due now have completed, and on while later ones are
- * in flight for up to `maxWaitMs` (then it wakes with the miss), unless an item reaches it first
- * or its connection sends another command. That command first makes the sets read before it
- * visible (they may be waiting for the end-of-turn write), so the poll gets what it would have
- * got had the commands come one at a time.
+ * Park `waiter` until the fsyncs in flight now have completed, and on while later ones are in
+ * flight for up to `maxWaitMs` (then it wakes with the miss), unless an item reaches it first or
+ * its connection sends another command.
  */
 export function parkPoll<T>(
   waiters: WaitQueue<T>,
@@ -45,26 +41,19 @@ export function parkPoll<T>(
   maxWaitMs: number,
 ): void {
   waiters.park(waiter)
-  let parked = true
   const end = (): void => {
-    if (!parked) return
-    parked = false
-    consumer.polls.delete(nextCommand)
+    consumer.polls.delete(end)
     if (waiters.remove(waiter)) waiter.wake(false)
-  }
-  const nextCommand = (): void => {
-    if (parked && waiters.has(waiter)) journal.flushNow()
-    end()
   }
   const deadline = maxWaitMs > 0 ? performance.now() + maxWaitMs : 0
   const decide = (): void => {
-    if (!parked || !waiters.has(waiter)) return // served, or ended by the connection's next command
+    if (!consumer.polls.has(end)) return // served, or ended by the connection's next command
     if (performance.now() < deadline && journal.afterInFlight(synced)) return
     end()
   }
   // Decided after the fsync callback has returned: the group commit starts the next fsync (for
   // what was written meanwhile) only after running the callbacks of the one that ended.
   const synced = (): void => queueMicrotask(decide)
-  consumer.polls.add(nextCommand)
+  consumer.polls.add(end)
   if (!journal.afterInFlight(maxWaitMs > 0 ? synced : end)) end()
 }

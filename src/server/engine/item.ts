@@ -47,3 +47,14 @@ export class NewItem implements QueueItem {
     return this.seq
   }
 }
+
+/**
+ * A set's item until its ADD record is written (persistentQueue.ts): the queue links them in seq
+ * order, and a get may take the oldest before the write (its REMOVE then follows the ADD in the
+ * same write). Its own class: items read out of the store (NewItem) carry none of this.
+ */
+export class PendingItem extends NewItem {
+  next: PendingItem | null = null
+  /** 0: waits for its write; 1: a get took it; 2: a get took it and the write failed. */
+  taken = 0
+}

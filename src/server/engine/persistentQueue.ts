@@ -4,9 +4,9 @@
  * Every change goes through the journal; this class decides what happens, the journal makes it
  * durable. No sockets, no protocol bytes.
  *
- * Order: items are always in seq order. New items are visible once their ADD record has been
- * handed to the OS (so a get never returns an item the journal could lose to `kill -9`); the
- * `STORED` reply waits for `onDurable` (the fsync, under `sync: always`).
+ * Order: items are always in seq order. A get's reply never carries an item whose ADD record the
+ * OS does not have yet (`kill -9` cannot lose it; pendingSets.ts); the `STORED` reply waits for
+ * `onDurable` (the fsync, under `sync: always`).
  */
 import type { QueueSettings } from '../config.js'
 import { StarlingError } from '../errors.js'
@@ -15,8 +15,9 @@ import type { QueueReadOptions, ReplyFrame } from './requests.js'
 import { Consumer, type ConsumerHost } from './consumer.js'
 import { parkPoll, pollMayWait } from './emptyPoll.js'
 import { holdUntil } from './heldReply.js'
-import { isExpired, NewItem, type QueueItem } from './item.js'
+import { isExpired, PendingItem, type QueueItem } from './item.js'
 import { ItemDeque } from './itemDeque.js'
+import { PendingSets } from './pendingSets.js'
 import { ITEM_OVERHEAD_BYTES } from './itemStore.js'
 import type { MemoryGate, QueueEvents } from './queueHooks.js'
 import { Waiter, WaitQueue } from './waitQueue.js'
@@ -34,7 +35,7 @@ const READ_BEHIND_BATCH_MIN = 1 << 20
 // (16 MiB took tens of ms); within itemStore's spare chunks (8 MiB) it reuses the drain's chunks.
 const READ_BEHIND_BATCH_MAX = 2 << 20
 
-export class PersistentQueue implements ConsumerHost {
+export class PersistentQueue extends PendingSets implements ConsumerHost {
   // Items in memory, packed (itemDeque.ts); what they cost is charged to the memory gate.
   private readonly mem = new ItemDeque()
   private memCost = 0
@@ -45,9 +46,6 @@ export class PersistentQueue implements ConsumerHost {
   /** Newest seq whose ADD was written (read-behind never reads past it). */
   private lastWrittenSeq = 0
   private nextSeq: number
-  // Adds handed to the journal but not yet written.
-  private pendingAdds = 0
-  private pendingBytes = 0
   /** Open reads: seq → (item, who holds it). */
   private openItems = NO_OPEN_ITEMS // made on the first open read (an empty Map costs ~180 B a queue)
   private waiters: WaitQueue<QueueItem> | undefined // made on the first wait (issue 17: 32 B a queue)
@@ -69,6 +67,7 @@ export class PersistentQueue implements ConsumerHost {
     private readonly memory: MemoryGate,
     private readonly events: QueueEvents,
   ) {
+    super()
     this.nextSeq = replay.nextSeq
     for (const item of replay.items) this.pushMem(item) // none when opened with memoryBudgetBytes 0
     this.diskItems = replay.diskItems
@@ -149,17 +148,16 @@ export class PersistentQueue implements ConsumerHost {
     }
     // kept until the write is done (then copied into the item store, or handed to a waiter); no
     // second copy here: a copy and an allocation per set (issue 13)
-    const item: QueueItem = new NewItem(this.nextSeq++, flags, expiresAt, addedAt, data)
-    this.pendingAdds++
-    this.pendingBytes += data.length
+    const item = new PendingItem(this.nextSeq++, flags, expiresAt, addedAt, data)
+    this.pushPending(item)
     this.journal.add(
       item,
       (err) => {
-        this.pendingAdds--
-        this.pendingBytes -= item.data.length
+        this.pendingWritten(item, err !== null || this.closed)
         if (err || this.closed) return
         if (item.seq > this.lastWrittenSeq) this.lastWrittenSeq = item.seq
-        this.accept(item)
+        if (item.taken === 0) this.accept(item)
+        else this.totalItems++ // a get has it
       },
       (err) => done(err ? new StarlingError('IO', `journal write failed: ${(err as NodeJS.ErrnoException).code ?? err.message}`) : null),
     )
@@ -225,9 +223,11 @@ export class PersistentQueue implements ConsumerHost {
       return done(new StarlingError('OPEN_READ_PENDING', 'an open read is already pending on this queue; close or abort it first'), null)
     }
     // Sets read ahead of this get (this turn) must be visible to it when nothing visible is ahead of
-    // them: under `always` it waits as a poll for the end-of-turn write, else the batch is written now.
+    // them: a plain get takes the oldest (no write of its own), any other writes the batch now.
     if (this.pendingAdds > 0 && this.length === 0) {
-      if (!options.peek && pollMayWait(this.journal, consumer, options.timeoutMs, deferred)) return this.wait(consumer, options, done, true)
+      // (blocked readers come first: the write hands them the sets)
+      const taken = options.peek || options.open || (this.waiters?.size ?? 0) > 0 ? null : this.takePending(this.settings.maxAgeMs)
+      if (taken !== null) return this.deliver(taken, consumer, false, (err, it) => done(err, taken.taken === 2 ? null : it))
       this.journal.flushNow()
     }
     if (options.peek) {

@@ -51,11 +51,6 @@ export class WaitQueue<T = unknown> {
     return undefined
   }
 
-  /** Is this waiter still waiting (not served, timed out or removed)? */
-  has(waiter: Waiter<T>): boolean {
-    return this.waiters.has(waiter)
-  }
-
   /** Remove a waiter without waking it. Returns false if it was not waiting. */
   remove(waiter: Waiter<T>): boolean {
     if (waiter.timer) {

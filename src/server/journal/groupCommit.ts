@@ -211,13 +211,12 @@ export class GroupCommit {
    * Under `always`, with an fsync in flight or due at the end of the turn: run `cb` once every such
    * fsync has resolved (after their records' callbacks), and return true. Otherwise false and `cb`
    * never runs. An empty poll waits on this (engine/emptyPoll.ts): its miss is answered at the
-   * fsync rate. `turnFlush`: the journal has an end-of-turn flush coming (records not yet written).
+   * fsync rate.
    */
-  afterInFlight(cb: () => void, turnFlush = false): boolean {
-    if (this.policy !== 'always') return false
+  afterInFlight(cb: () => void): boolean {
+    if (!this.syncing) return false
     if (this.inFlight.length > 0) this.inFlight[this.inFlight.length - 1]!.cbs.push(() => cb())
-    else if (this.waiting.length > 0 || turnFlush) this.wait(() => cb())
-    else return false
+    else this.wait(() => cb())
     return true
   }
 

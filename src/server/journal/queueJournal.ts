@@ -222,13 +222,12 @@ export class FileQueueJournal extends WriteBatch implements QueueJournal {
     return records
   }
 
-  /** An fsync is in flight, or records wait for one (always); or sets wait in this turn's batch. */
   get syncing(): boolean {
-    return !this.closed && (this.commit.syncing || (this.scheduled !== undefined && this.batch.hasAdds && this.shared.sync === 'always'))
+    return !this.closed && this.commit.syncing
   }
 
   afterInFlight(cb: () => void): boolean {
-    return !this.closed && this.commit.afterInFlight(cb, this.scheduled !== undefined && this.batch.hasAdds)
+    return !this.closed && this.commit.afterInFlight(cb)
   }
 
   /** Undo a batch whose write failed (README.md, invariant 7) and give its records the error. */

@@ -10,6 +10,7 @@
  * - `add` appends an ADD record; `remove(seq)` appends a REMOVE record (a confirmed removal: a
  *   plain get, a /close, an expiry, a discard). Open reads are *not* journaled as removals until
  *   confirmed: after any restart, an open-but-unconfirmed item is simply still in the queue.
+ *   A REMOVE may follow its ADD in the same batch (a get took a set not yet written).
  * - Records are batched and written once per event-loop turn (setImmediate), or at once on
  *   `flushNow()`. `onWritten` runs after the batch has been handed to the OS (write returned);
  *   `onDurable` after it is fsynced when the sync policy asks for that (group commit: one fsync at

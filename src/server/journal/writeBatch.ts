@@ -48,12 +48,6 @@ export class WriteBatch {
     return this.len === 0
   }
 
-  /** The batch holds an ADD (a set that will become visible when it is written). */
-  get hasAdds(): boolean {
-    for (const r of this.records) if (r.op === OP_ADD) return true
-    return false
-  }
-
   /** Append an ADD record; its size in bytes. */
   appendAdd(item: JournalItem, onWritten: WriteCallback, onDurable: WriteCallback): number {
     const size = addRecordSize(item.data.length)
