@@ -95,6 +95,30 @@ t.test('sync=always, fast disk: batches written in one turn share one fsync, on 
   await j2.close()
 })
 
+t.test('sync=always, fast disk: a get\'s reply in a turn with sets goes out after that turn\'s fsync; without sets, at once', async (t) => {
+  const dir = tempSpool(t)
+  const { journal } = await open(dir, { sync: 'always' })
+  for (const s of [1, 2, 3]) t.same(await addOutcome(journal, item(s)), { written: null, durable: null })
+  resetTurnSync()
+  const events: string[] = []
+  setFaultInjector(({ op, path }) => {
+    if (op === 'fsync' && path !== dir) events.push('fsync')
+    return undefined
+  })
+  // a turn with a get and a set: the get's REMOVE and the set's ADD share the write and the fsync
+  journal.remove(1, () => events.push('removed 1'))
+  journal.add(item(4), () => events.push('w4'), () => events.push('d4'))
+  await tick()
+  t.same(events, ['w4', 'fsync', 'removed 1', 'd4'], 'the get\'s reply waited for the fsync, with the set\'s')
+  // a turn with gets only: their replies at the end of the turn, their fsync on the pool after
+  events.length = 0
+  journal.remove(2, () => events.push('removed 2'))
+  journal.remove(3, () => events.push('removed 3'))
+  await tick()
+  t.same(events.slice(0, 2), ['removed 2', 'removed 3'], 'no fsync before the replies')
+  await journal.close()
+})
+
 t.test('sync=always, slow disk: each batch starts its own fsync at once (up to 4 in flight), resolved in order', async (t) => {
   resetTurnSync(10) // fsyncs have taken 10 ms on average: the event loop must not wait for them
   t.teardown(() => resetTurnSync())
