@@ -1,8 +1,10 @@
 /**
  * Empty polls under `sync: always` (issue 13). A non-blocking get that finds its queue empty while
- * the queue's journal has an fsync in flight does not answer the miss at once: it waits as a
- * blocked reader (FIFO with the others) until the fsyncs in flight at the time of the get have
- * completed, and takes an item if one is written meanwhile. Consumers that poll an empty queue so
+ * the queue's journal has an fsync in flight (or due at the end of this turn, with records waiting
+ * for it: journal/groupCommit.ts) does not answer the miss at once: it waits as a blocked reader
+ * (FIFO with the others) until those fsyncs have completed, and takes an item if one is written
+ * meanwhile. With fsyncs on the loop, gets' replies go after the turn's fsync anyway, so few polls
+ * find the queue empty (groupCommit.ts, heldGets). Consumers that poll an empty queue so
  * go at the fsync rate, as Redis's do (it answers a turn's replies after that turn's fsync),
  * instead of spinning on `END` and taking the CPU the producers' sets need.
  * When those fsyncs end with no item for it but the queue's journal is still syncing (pipelined
