@@ -119,6 +119,35 @@ t.test('sync=always, fast disk: a get\'s reply in a turn with sets goes out afte
   await journal.close()
 })
 
+t.test('sync=always, fast disk: a turn with fewer sets than the last fsync carried waits, up to one fsync time, for the rest', async (t) => {
+  const dir = tempSpool(t)
+  const { journal } = await open(dir, { sync: 'always' })
+  t.same(await addOutcome(journal, item(1)), { written: null, durable: null })
+  resetTurnSync(1.5) // fsyncs take 1.5 ms: a turn may wait that long for more sets
+  let fsyncs = 0
+  setFaultInjector(({ op, path }) => {
+    if (op === 'fsync' && path !== dir) fsyncs++
+    return undefined
+  })
+  const durable = (s: number): Promise<Error | null> => new Promise((resolve) => journal.add(item(s), () => {}, resolve))
+  t.same(await Promise.all([2, 3, 4, 5].map(durable)), [null, null, null, null], 'four sets in one turn')
+  t.equal(fsyncs, 1, 'one fsync for them')
+  // one set this turn, three more on the next: the first waits and they share one fsync
+  const first = durable(6)
+  await tick()
+  t.equal(fsyncs, 1, 'the lone set did not fsync at the end of its turn')
+  const rest = [7, 8, 9].map(durable)
+  t.same(await Promise.all([first, ...rest]), [null, null, null, null])
+  t.equal(fsyncs, 2, 'one fsync for the four')
+  // nobody else comes: the lone set is fsynced once the wait is over (bounded)
+  const started = performance.now()
+  t.equal(await durable(10), null)
+  t.equal(fsyncs, 3)
+  t.ok(performance.now() - started < 1000, 'the wait is bounded')
+  resetTurnSync()
+  await journal.close()
+})
+
 t.test('sync=always, slow disk: each batch starts its own fsync at once (up to 4 in flight), resolved in order', async (t) => {
   resetTurnSync(10) // fsyncs have taken 10 ms on average: the event loop must not wait for them
   t.teardown(() => resetTurnSync())

@@ -22,7 +22,7 @@ import { fsyncSlot, syncDirAsync } from './dirSync.js'
 import { openJournals } from './fdCache.js'
 import { fdatasyncAsync, fdatasyncNow, fsyncDir } from './fileOps.js'
 import type { Segment } from './segment.js'
-import { fsyncTook, mayFsyncInline } from './turnSync.js'
+import { averageFsyncMs, fsyncTook, mayFsyncInline } from './turnSync.js'
 import type { SyncPolicy, WriteCallback } from './types.js'
 import type { BatchRecord } from './writeBatch.js'
 import { OP_REMOVE } from './format.js'
@@ -59,6 +59,9 @@ export class GroupCommit {
    * poll an empty queue once a turn, not many times (issue 13: misses 40k -> ~100 in 8 s).
    */
   private heldGets = 0
+  /** Sets (and polls) the last inline fsync made durable; since when a smaller turn waits for more. */
+  private lastSets = 0
+  private waitingSince = 0
   /** Records written since the last fsync started. */
   private unsynced = 0
   /** fsyncs started (queued for a slot or in flight) and not yet resolved, oldest first. */
@@ -135,6 +138,17 @@ export class GroupCommit {
       return false
     }
     if (!endOfTurn) return true
+    // Fewer sets than the last fsync carried: their writers' next sets are on their way (they had
+    // the STOREDs a moment ago). Wait for them, a few loop turns (each reads what arrived), for at
+    // most one fsync's time (an fsync more would cost that much): Postgres's commit_delay.
+    const sets = this.waiting.length - this.heldGets
+    if (sets < this.lastSets * 0.75) {
+      const now = performance.now()
+      if (this.waitingSince === 0) this.waitingSince = now
+      if (now - this.waitingSince < averageFsyncMs()) return true
+    }
+    this.waitingSince = 0
+    this.lastSets = sets
     this.syncInline()
     return false
   }
