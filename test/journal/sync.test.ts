@@ -1,4 +1,4 @@
-import t from 'tap'
+import t, { type Test } from 'tap'
 import { execFileSync } from 'node:child_process'
 import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync, unlinkSync } from 'node:fs'
 import { tmpdir } from 'node:os'
@@ -11,6 +11,14 @@ const tick = () => new Promise((r) => setImmediate(r))
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))
 
 t.afterEach(() => setFaultInjector(undefined))
+
+/** Close the journal, replay its spool: exactly `seqs` are live. */
+async function closeAndReplay(t: Test, journal: { close(): Promise<void> }, dir: string, seqs: number[]): Promise<void> {
+  await journal.close()
+  const { journal: j2, replay } = await open(dir)
+  t.same(seqsOf(replay.items), seqs, 'after a restart, exactly these')
+  await j2.close()
+}
 
 t.test('sync=always: group commit, onDurable only after an fsync that began after the write', async (t) => {
   const dir = tempSpool(t)
@@ -89,10 +97,7 @@ t.test('sync=always, fast disk: batches written in one turn share one fsync, on 
   await tick()
   t.same(events, ['w2', 'w3', 'w4', 'w5', 'w6', 'w7', 'fsync', 'd2', 'd3', 'd4', 'd5', 'd6', 'd7'], 'one fsync at the end of the turn, then every onDurable in order')
   t.same(await Promise.all(durable), [null, null, null, null, null, null])
-  await journal.close()
-  const { journal: j2, replay } = await open(dir)
-  t.same(seqsOf(replay.items), [2, 3, 4, 5, 6, 7])
-  await j2.close()
+  await closeAndReplay(t, journal, dir, [2, 3, 4, 5, 6, 7])
 })
 
 t.test('sync=always, fast disk: a get\'s reply in a turn with sets goes out after that turn\'s fsync; without sets, at once', async (t) => {
@@ -180,10 +185,7 @@ t.test('sync=always, slow disk: each batch starts its own fsync at once (up to 4
   t.same(await Promise.all(durable), [null, null, null, null, null, null])
   t.same(order, [2, 3, 4, 5, 6, 7], 'onDurable in write order, whichever fsync ended first')
   t.equal(starts, 5, 'the two waiting batches and the REMOVE shared one fsync')
-  await journal.close()
-  const { journal: j2, replay } = await open(dir)
-  t.same(seqsOf(replay.items), [2, 3, 4, 5, 6, 7])
-  await j2.close()
+  await closeAndReplay(t, journal, dir, [2, 3, 4, 5, 6, 7])
 })
 
 t.test('sync=<ms>: onDurable with onWritten, an fsync follows within the interval', async (t) => {

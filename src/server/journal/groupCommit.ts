@@ -21,11 +21,11 @@ import { countFsync } from './counters.js'
 import { fsyncSlot, syncDirAsync } from './dirSync.js'
 import { openJournals } from './fdCache.js'
 import { fdatasyncAsync, fdatasyncNow, fsyncDir } from './fileOps.js'
+import { OP_REMOVE } from './format.js'
 import type { Segment } from './segment.js'
 import { averageFsyncMs, fsyncTook, mayFsyncInline } from './turnSync.js'
 import type { SyncPolicy, WriteCallback } from './types.js'
 import type { BatchRecord } from './writeBatch.js'
-import { OP_REMOVE } from './format.js'
 
 /** One fsync started: the callbacks it makes durable, and its outcome once it ended. */
 interface Ticket {
