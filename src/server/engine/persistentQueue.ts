@@ -227,7 +227,7 @@ export class PersistentQueue extends PendingSets implements ConsumerHost {
     if (this.pendingAdds > 0 && this.length === 0) {
       // (blocked readers come first: the write hands them the sets)
       const taken = options.peek || options.open || (this.waiters?.size ?? 0) > 0 ? null : this.takePending(this.settings.maxAgeMs)
-      if (taken !== null) return this.deliver(taken, consumer, false, (err, it) => done(err, taken.taken === 2 ? null : it))
+      if (taken !== null) return this.deliver(taken, consumer, false, done)
       this.journal.flushNow()
     }
     if (options.peek) {
@@ -296,9 +296,9 @@ export class PersistentQueue extends PendingSets implements ConsumerHost {
       consumer.openReads.set(this, item)
       return done(null, item)
     }
-    // The reply waits until the REMOVE record is written, so a crash cannot resurrect an item
-    // the client was told it has. A failed write still delivers: at least once, never lost.
-    this.journal.remove(item.seq, () => done(null, item))
+    // The reply waits for the REMOVE's write (a crash cannot resurrect what the client has); a failed
+    // write still delivers (at least once), unless it carried the taken set's ADD (pendingSets.ts).
+    this.journal.remove(item.seq, () => done(null, (item as PendingItem).taken === 2 ? null : item))
   }
 
   private confirmOpenRead(consumer: Consumer, done: ItemCallback): ItemCallback {

@@ -192,12 +192,12 @@ export class FileQueueJournal extends WriteBatch implements QueueJournal {
       this.retryRemoves = NO_RETRIES
       for (const seq of retry) this.batch.appendRemove(seq, undefined)
     }
-    const records = this.batch.isEmpty ? NO_RECORDS : this.writeBatch()
+    const records = this.batch.isEmpty ? NO_RECORDS : this.writeTaken()
     if (this.commit.deliver(records, endOfTurn) && !this.closed) this.schedule()
   }
 
-  /** Write the batch; its records, to deliver (none if the write failed: failBatch ran them). */
-  private writeBatch(): BatchRecord[] {
+  /** Take the batch and write it; its records, to deliver (none if the write failed: failBatch ran them). */
+  private writeTaken(): BatchRecord[] {
     const seg = this.list.current
     const taken = this.batch.take()
     const { length, records } = taken

@@ -96,8 +96,8 @@ export interface QueueJournal {
    */
   flushNow(): void
   /**
-   * Under `sync: always`, an fsync is in flight or due at the end of this turn (records written are
-   * not all durable yet), or sets wait in this turn's batch.
+   * Under `sync: always`, an fsync is in flight, or records written wait for the one due at the end
+   * of this turn (not all durable yet).
    */
   readonly syncing: boolean
   /**
