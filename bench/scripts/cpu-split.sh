@@ -21,14 +21,16 @@ command -v perf >/dev/null || { echo "cpu-split.sh: no perf (apt-get install lin
 work=$(mktemp -d); trap 'rm -rf "$work"' EXIT
 printf 'starling:\n  sync: always\n' > "$work/always.yml"
 out="$work/split.jsonl"
+# bin/starling's environment (see its header): node is started directly so that perf sees its pid
+OURS_ENV=(MALLOC_ARENA_MAX=2 MALLOC_MMAP_THRESHOLD_=1048576)
 port() { python3 -c 'import socket;s=socket.socket();s.bind(("127.0.0.1",0));print(s.getsockname()[1])'; }
 for r in $(seq "$REPS"); do
   for s in $SERVERS; do
     d=$(mktemp -d "$work/s.XXXX"); p=$(port); proto=mc
     case $s in
       floor) node --perf-basic-prof ../shared/bench/floor.mjs "$p" >"$d/log" 2>&1 & ;;
-      ours) node --perf-basic-prof --max-semi-space-size=4 dist/src/server/main.js -h 127.0.0.1 -p "$p" -q "$d/spool" >"$d/log" 2>&1 & ;;
-      ours-always) node --perf-basic-prof --max-semi-space-size=4 dist/src/server/main.js -h 127.0.0.1 -p "$p" -q "$d/spool" -f "$work/always.yml" >"$d/log" 2>&1 & ;;
+      ours) env "${OURS_ENV[@]}" node --perf-basic-prof --max-semi-space-size=4 dist/src/server/main.js -h 127.0.0.1 -p "$p" -q "$d/spool" >"$d/log" 2>&1 & ;;
+      ours-always) env "${OURS_ENV[@]}" node --perf-basic-prof --max-semi-space-size=4 dist/src/server/main.js -h 127.0.0.1 -p "$p" -q "$d/spool" -f "$work/always.yml" >"$d/log" 2>&1 & ;;
       redis-everysec | redis-always)
         proto=redis
         redis-server --bind 127.0.0.1 --port "$p" --dir "$d" --save '' --appendonly yes --appendfsync "${s#redis-}" >"$d/log" 2>&1 & ;;
