@@ -29,8 +29,8 @@ for r in $(seq "$REPS"); do
     d=$(mktemp -d "$work/s.XXXX"); p=$(port); proto=mc
     case $s in
       floor) node --perf-basic-prof ../shared/bench/floor.mjs "$p" >"$d/log" 2>&1 & ;;
-      ours) env "${OURS_ENV[@]}" node --perf-basic-prof --max-semi-space-size=4 dist/src/server/main.js -h 127.0.0.1 -p "$p" -q "$d/spool" >"$d/log" 2>&1 & ;;
-      ours-always) env "${OURS_ENV[@]}" node --perf-basic-prof --max-semi-space-size=4 dist/src/server/main.js -h 127.0.0.1 -p "$p" -q "$d/spool" -f "$work/always.yml" >"$d/log" 2>&1 & ;;
+      ours) NODE_OPTIONS=--perf-basic-prof bin/starling -h 127.0.0.1 -p "$p" -q "$d/spool" >"$d/log" 2>&1 & ;;
+      ours-always) NODE_OPTIONS=--perf-basic-prof bin/starling -h 127.0.0.1 -p "$p" -q "$d/spool" -f "$work/always.yml" >"$d/log" 2>&1 & ;;
       redis-everysec | redis-always)
         proto=redis
         redis-server --bind 127.0.0.1 --port "$p" --dir "$d" --save '' --appendonly yes --appendfsync "${s#redis-}" >"$d/log" 2>&1 & ;;

@@ -155,9 +155,7 @@ export class GroupCommit {
 
   /** fsync the current segment on this thread, then run what waited for it. */
   private syncInline(): void {
-    const cbs = this.waiting
-    this.waiting = NO_CBS
-    this.heldGets = 0
+    const cbs = this.takeWaiting()
     const began = performance.now()
     let err: Error | null = null
     try {
@@ -182,9 +180,8 @@ export class GroupCommit {
   private start(): void {
     if (this.inFlight.length >= FSYNCS_PER_JOURNAL || (this.unsynced === 0 && this.waiting.length === 0)) return
     // afterInFlight adds to the ticket's list: it must be its own
-    const ticket: Ticket = { cbs: this.waiting === NO_CBS ? [] : this.waiting, records: this.unsynced, done: false, err: null, began: 0 }
-    this.waiting = NO_CBS
-    this.heldGets = 0
+    const cbs = this.takeWaiting()
+    const ticket: Ticket = { cbs: cbs === NO_CBS ? [] : cbs, records: this.unsynced, done: false, err: null, began: 0 }
     this.unsynced = 0
     if (this.inFlight === NO_TICKETS) this.inFlight = [ticket]
     else this.inFlight.push(ticket)
@@ -316,10 +313,15 @@ export class GroupCommit {
 
   /** Give every record waiting for durability its outcome (close, destroy). */
   settleWaiting(err: Error | null): void {
+    for (const cb of this.takeWaiting()) runCallback(cb, err)
+  }
+
+  /** The callbacks waiting for the next fsync (the held gets among them), leaving none. */
+  private takeWaiting(): WriteCallback[] {
     const cbs = this.waiting
     this.waiting = NO_CBS
     this.heldGets = 0
-    for (const cb of cbs) runCallback(cb, err)
+    return cbs
   }
 
   /** A callback for the next fsync. */
