@@ -21,12 +21,10 @@ command -v perf >/dev/null || { echo "cpu-split.sh: no perf (apt-get install lin
 work=$(mktemp -d); trap 'rm -rf "$work"' EXIT
 printf 'starling:\n  sync: always\n' > "$work/always.yml"
 out="$work/split.jsonl"
-# bin/starling's environment (see its header): node is started directly so that perf sees its pid
-OURS_ENV=(MALLOC_ARENA_MAX=2 MALLOC_MMAP_THRESHOLD_=1048576)
-port() { python3 -c 'import socket;s=socket.socket();s.bind(("127.0.0.1",0));print(s.getsockname()[1])'; }
+. bench/scripts/serve.sh
 for r in $(seq "$REPS"); do
   for s in $SERVERS; do
-    d=$(mktemp -d "$work/s.XXXX"); p=$(port); proto=mc
+    d=$(mktemp -d "$work/s.XXXX"); p=$(free_port); proto=mc
     case $s in
       floor) node --perf-basic-prof ../shared/bench/floor.mjs "$p" >"$d/log" 2>&1 & ;;
       ours) NODE_OPTIONS=--perf-basic-prof bin/starling -h 127.0.0.1 -p "$p" -q "$d/spool" >"$d/log" 2>&1 & ;;
@@ -37,9 +35,7 @@ for r in $(seq "$REPS"); do
       *) echo "cpu-split.sh: unknown server $s" >&2; exit 2 ;;
     esac
     pid=$!
-    up=""
-    for _ in $(seq 200); do (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null && { up=1; break; }; sleep 0.05; done
-    [ -n "$up" ] || { echo "cpu-split.sh: $s did not start: $(tail -2 "$d/log")" >&2; kill "$pid" 2>/dev/null; exit 1; }
+    await_listening "$s" "$pid" "$p" "$d/log"
     "$QB" -proto $proto -addr "127.0.0.1:$p" -serverpid "$pid" -label "$s" -queue cmp -size 1024 \
       -workload mixed -duration "${DUR}s" -conns 64 2>/dev/null >"$d/qb.json" &
     qb=$!

@@ -22,10 +22,10 @@ T=${TMPDIR:-/tmp}; QB=$T/qbench
 work=$(mktemp -d); trap 'rm -rf "$work"' EXIT
 printf 'starling:\n  sync: always\n' > "$work/always.yml"
 out="$work/runs.jsonl"
-port() { python3 -c 'import socket;s=socket.socket();s.bind(("127.0.0.1",0));print(s.getsockname()[1])'; }
+. bench/scripts/serve.sh
 for r in $(seq "$REPS"); do
   for s in $SERVERS; do
-    d=$(mktemp -d "$work/s.XXXX"); p=$(port); proto=mc
+    d=$(mktemp -d "$work/s.XXXX"); p=$(free_port); proto=mc
     case $s in
       floor-always) node dist/bench/bin/floorAlways.js "$p" "$d" >"$d/log" 2>&1 & ;;
       floor-always-threads) node dist/bench/bin/floorAlways.js "$p" "$d" --threads >"$d/log" 2>&1 & ;;
@@ -38,9 +38,7 @@ for r in $(seq "$REPS"); do
       *) echo "floor-always.sh: unknown server $s" >&2; exit 2 ;;
     esac
     pid=$!
-    up=""
-    for _ in $(seq 200); do (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null && { up=1; break; }; sleep 0.05; done
-    [ -n "$up" ] || { echo "floor-always.sh: $s did not start: $(tail -2 "$d/log")" >&2; kill "$pid" 2>/dev/null; exit 1; }
+    await_listening "$s" "$pid" "$p" "$d/log"
     "$QB" -proto $proto -addr "127.0.0.1:$p" -serverpid "$pid" -label "$s" -tag "$r" -queue cmp -size 1024 \
       -workload mixed -duration "$DUR" -conns 64 2>"$d/err" | grep '"mixed-get"' >> "$out" || true
     grep -E "mixed-get " "$d/err" | sed "s/^ */$s #$r /" | cut -c1-120 >&2 || true
