@@ -54,14 +54,14 @@ class Ring {
 
   put(conn: number, length: number, parts: readonly Buffer[]): void {
     const need = 8 + ((Math.max(length, 0) + 3) & ~3)
-    let skip = 0
-    if (RING_BYTES - this.at < need) {
-      skip = RING_BYTES - this.at
-      if (skip >= 8) this.data.writeInt32LE(WRAP, this.at + 4)
-    }
+    // a record does not wrap: the end of the ring is skipped (marked WRAP if there is room to)
+    const skip = RING_BYTES - this.at < need ? RING_BYTES - this.at : 0
     // One request in flight per connection keeps this far below the ring's size.
     if (RING_BYTES - Atomics.load(this.ctl, USED) < need + skip) throw new Error('floorAlways: ring full')
-    if (skip > 0) this.at = 0
+    if (skip > 0) {
+      if (skip >= 8) this.data.writeInt32LE(WRAP, this.at + 4)
+      this.at = 0
+    }
     this.data.writeUInt32LE(conn, this.at)
     this.data.writeInt32LE(length, this.at + 4)
     let p = this.at + 8
