@@ -15,25 +15,16 @@ cd "$(dirname "$0")/../.."
 REPS=${1:-3}
 SERVERS=${2:-floor ours ours-always redis-everysec redis-always}
 DUR=${DUR:-7}   # seconds of load; perf records the middle 4
-T=${TMPDIR:-/tmp}; QB=$T/qbench
-[ -x "$QB" ] || (cd ../shared/bench/qbench && go build -o "$QB" .)
 command -v perf >/dev/null || { echo "cpu-split.sh: no perf (apt-get install linux-perf)" >&2; exit 2; }
-work=$(mktemp -d); trap 'rm -rf "$work"' EXIT
-printf 'starling:\n  sync: always\n' > "$work/always.yml"
-out="$work/split.jsonl"
 . bench/scripts/serve.sh
+bench_setup
+out="$work/split.jsonl"
 for r in $(seq "$REPS"); do
   for s in $SERVERS; do
     d=$(mktemp -d "$work/s.XXXX"); p=$(free_port); proto=mc
-    case $s in
-      floor) node --perf-basic-prof ../shared/bench/floor.mjs "$p" >"$d/log" 2>&1 & ;;
-      ours) NODE_OPTIONS=--perf-basic-prof bin/starling -h 127.0.0.1 -p "$p" -q "$d/spool" >"$d/log" 2>&1 & ;;
-      ours-always) NODE_OPTIONS=--perf-basic-prof bin/starling -h 127.0.0.1 -p "$p" -q "$d/spool" -f "$work/always.yml" >"$d/log" 2>&1 & ;;
-      redis-everysec | redis-always)
-        proto=redis
-        redis-server --bind 127.0.0.1 --port "$p" --dir "$d" --save '' --appendonly yes --appendfsync "${s#redis-}" >"$d/log" 2>&1 & ;;
-      *) echo "cpu-split.sh: unknown server $s" >&2; exit 2 ;;
-    esac
+    if [ "$s" = floor ]; then node --perf-basic-prof ../shared/bench/floor.mjs "$p" >"$d/log" 2>&1 &
+    else NODE_ARGS=--perf-basic-prof start_server "$s" "$p" "$d" || { echo "cpu-split.sh: unknown server $s" >&2; exit 2; }
+    fi
     pid=$!
     await_listening "$s" "$pid" "$p" "$d/log"
     "$QB" -proto $proto -addr "127.0.0.1:$p" -serverpid "$pid" -label "$s" -queue cmp -size 1024 \

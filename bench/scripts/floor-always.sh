@@ -16,13 +16,10 @@ cd "$(dirname "$0")/../.."
 REPS=${1:-3}
 SERVERS=${2:-floor-always floor-always-threads ours-always redis-always}
 DUR=${DUR:-8s}
-T=${TMPDIR:-/tmp}; QB=$T/qbench
-[ -x "$QB" ] || (cd ../shared/bench/qbench && go build -o "$QB" .)
 [ -f dist/bench/bin/floorAlways.js ] || { echo "floor-always.sh: run npm run build first" >&2; exit 2; }
-work=$(mktemp -d); trap 'rm -rf "$work"' EXIT
-printf 'starling:\n  sync: always\n' > "$work/always.yml"
-out="$work/runs.jsonl"
 . bench/scripts/serve.sh
+bench_setup
+out="$work/runs.jsonl"
 for r in $(seq "$REPS"); do
   for s in $SERVERS; do
     d=$(mktemp -d "$work/s.XXXX"); p=$(free_port); proto=mc
@@ -31,11 +28,7 @@ for r in $(seq "$REPS"); do
       floor-always-threads) node dist/bench/bin/floorAlways.js "$p" "$d" --threads >"$d/log" 2>&1 & ;;
       floor) node dist/bench/bin/floorAlways.js "$p" "$d" --never >"$d/log" 2>&1 & ;;
       floor-threads) node dist/bench/bin/floorAlways.js "$p" "$d" --threads --never >"$d/log" 2>&1 & ;;
-      ours-always) bin/starling -h 127.0.0.1 -p "$p" -q "$d/spool" -f "$work/always.yml" >"$d/log" 2>&1 & ;;
-      redis-always)
-        proto=redis
-        redis-server --bind 127.0.0.1 --port "$p" --dir "$d" --save '' --appendonly yes --appendfsync always >"$d/log" 2>&1 & ;;
-      *) echo "floor-always.sh: unknown server $s" >&2; exit 2 ;;
+      *) start_server "$s" "$p" "$d" || { echo "floor-always.sh: unknown server $s" >&2; exit 2; } ;;
     esac
     pid=$!
     await_listening "$s" "$pid" "$p" "$d/log"
